@@ -1,0 +1,128 @@
+"""The CNN on Fashion-MNIST as a training task, plus loading and batched evaluation of it.
+
+The whole data set stays as uint8 tensors on the training device; a batch is a slice of an
+index permutation, gathered and preprocessed as one tensor operation (no per-sample work).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fmtool.checkpoint import load_checkpoint
+from fmtool.data import fashion
+from fmtool.models.cnn import FashionCNN
+from fmtool.recipes import Recipe
+
+EVAL_BATCH = 500
+
+
+def build_model(meta: dict[str, Any]) -> FashionCNN:
+    arch = meta["architecture"]
+    return FashionCNN(num_classes=arch["num_classes"], width=arch.get("width", 1.0),
+                      image_size=arch["image_size"])
+
+
+def load_classifier(path: Path, device: torch.device) -> tuple[FashionCNN, dict[str, Any]]:
+    """A CNN checkpoint as a ready model in eval mode, with its metadata."""
+    ckpt = load_checkpoint(path, expect_kind="cnn")
+    model = build_model(ckpt.meta)
+    model.load_state_dict(ckpt.model)
+    return model.to(device).eval(), ckpt.meta
+
+
+@torch.inference_mode()
+def predict_logits(model: torch.nn.Module, images: torch.Tensor, image_size: int,
+                   device: torch.device, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Logits for uint8 [N,28,28] images, in batches; returns a CPU float tensor [N, classes]."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size].to(device, non_blocking=True)
+        out.append(model(fashion.to_model_input(chunk, image_size)).float().cpu())
+    if not out:
+        return torch.empty(0, 0)
+    return torch.cat(out)
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
+    labels = labels.cpu()
+    predictions = logits.argmax(1)
+    return {
+        "loss": float(F.cross_entropy(logits, labels)),
+        "accuracy": float((predictions == labels).float().mean()),
+        "predictions": predictions,
+    }
+
+
+@dataclass
+class CNNTask:
+    """Cross-entropy training of the report's CNN; picks best.pt by test accuracy (as the report)."""
+
+    data: fashion.FashionMNIST
+    recipe: Recipe
+    device: torch.device
+    width: float = 1.0
+    limit: int | None = None
+    test_limit: int | None = None
+
+    kind = "cnn"
+    best_metric = "test_acc"
+    best_mode = "max"
+
+    def __post_init__(self) -> None:
+        seed = self.recipe.seed
+        train_x, train_y = fashion.subset(self.data.train_images, self.data.train_labels,
+                                          self.limit, seed)
+        test_x, test_y = fashion.subset(self.data.test_images, self.data.test_labels,
+                                        self.test_limit, seed)
+        self.train_x, self.train_y = train_x.to(self.device), train_y.to(self.device)
+        self.test_x, self.test_y = test_x, test_y
+        self.model = FashionCNN(num_classes=len(fashion.CLASSES), width=self.width,
+                                image_size=self.recipe.image_size)
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        generator = torch.Generator().manual_seed(self.recipe.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.train_x), generator=generator)
+        return list(order.split(self.recipe.batch_size))
+
+    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = batch.to(self.device, non_blocking=True)
+        x = fashion.to_model_input(self.train_x[batch], self.recipe.image_size)
+        y = self.train_y[batch]
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        sums = {"loss": loss.detach() * len(y), "correct": (logits.argmax(1) == y).sum(),
+                "count": torch.tensor(float(len(y)))}
+        return loss, sums
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        n = max(sums.get("count", 0.0), 1.0)
+        return {"train_loss": sums.get("loss", 0.0) / n, "train_acc": sums.get("correct", 0.0) / n}
+
+    def status(self, sums: dict[str, float]) -> str:
+        m = self.summarize(sums)
+        return f"loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}"
+
+    def evaluate(self) -> dict[str, float]:
+        logits = predict_logits(self.model, self.test_x, self.recipe.image_size, self.device)
+        metrics = classification_metrics(logits, self.test_y)
+        return {"test_loss": metrics["loss"], "test_acc": metrics["accuracy"]}
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "architecture": {"name": "FashionCNN", "width": self.width, "num_classes": 10,
+                             "image_size": self.recipe.image_size, "in_channels": 1},
+            "class_names": list(fashion.CLASSES),
+            "normalization": {"mean": fashion.MEAN, "std": fashion.STD,
+                              "source_size": fashion.SOURCE_SIZE},
+            "data": {"train_images": len(self.train_x), "test_images": len(self.test_x),
+                     "source": str(self.data.source)},
+        }
+
+    def after_epoch(self, run_dir: Path, epoch: int) -> None:
+        return None

@@ -1,0 +1,275 @@
+"""The `fmtool` command line: parses options, calls the engine, prints results.
+
+Heavy libraries (torch, torchvision, scikit-learn, matplotlib) are imported inside the commands,
+never at module level, so `fmtool --help` and tab completion stay instant.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from fmtool import __version__
+from fmtool.errors import UserError
+
+
+class _Group(TyperGroup):
+    """Turns every UserError raised below this group into one line on stderr and exit 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="fmtool",
+    help="Train, evaluate and explore the report's Fashion-MNIST CNN and LFW face VAE.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+train_app = typer.Typer(help="Train a model with the report's recipe (every value overridable).",
+                        no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="auto prefers CUDA, then MPS, then the CPU.",
+    metavar="auto|cpu|cuda|mps")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Local copy of the data set (else $FMTOOL_FASHION_DIR, else download).",
+    file_okay=False)]
+CheckpointArg = Annotated[Optional[Path], typer.Argument(
+    help="A .pt file or a run folder; default: the latest CNN run.", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout only.")]
+
+
+def _console():
+    from fmtool import console
+
+    return console
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                                is_eager=True)] = False) -> None:
+    if version:
+        typer.echo(f"fmtool {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def info(json_out: JsonOpt = False) -> None:
+    """Version, the device fmtool would choose, torch version and where files live."""
+    import torch
+
+    from fmtool import paths
+    from fmtool.device import choose_device, describe
+
+    device = choose_device("auto")
+    data = {
+        "fmtool": __version__,
+        "torch": torch.__version__,
+        "device": describe(device),
+        "cache_dir": str(paths.cache_dir()),
+        "datasets_dir": str(paths.datasets_dir()),
+        "runs_dir": str(paths.runs_dir()),
+    }
+    if json_out:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        _console().stdout.print(f"{key:<13} {value}")
+
+
+def _recipe_help(recipes: dict[str, Any]) -> str:
+    return "; ".join(f"{name}: {r.description}" for name, r in recipes.items())
+
+
+@train_app.command("cnn")
+def train_cnn(
+    recipe: Annotated[str, typer.Option(help="Starting recipe: paper = the report's Table 1.")] = "paper",
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (paper: 100).", min=1)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (paper: 64).", min=1)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate (paper: 5e-4).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(help="Adam weight decay (paper: 1e-3).")] = None,
+    step_size: Annotated[Optional[int], typer.Option(help="StepLR period in epochs (paper: 10).", min=1)] = None,
+    gamma: Annotated[Optional[float], typer.Option(help="StepLR factor (paper: 0.5).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (paper: 6).")] = None,
+    width: Annotated[float, typer.Option(help="Scale every layer's channels (1.0 = the report's model).", min=0.05)] = 1.0,
+    limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N images.", min=1)] = None,
+    test_limit: Annotated[Optional[int], typer.Option(help="Evaluate each epoch on N test images only.", min=1)] = None,
+    device: DeviceOpt = "auto",
+    data_dir: DataDirOpt = None,
+    name: Annotated[Optional[str], typer.Option(help="Run name (folder); default: date-time.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the named (or latest) run where it stopped.")] = False,
+) -> None:
+    """Train the report's CNN on Fashion-MNIST (downloaded on first use).
+
+    The run folder keeps run.json (recipe and options), metrics.jsonl, last.pt (resumable) and best.pt (highest test accuracy, the report's measure). Progress goes to stderr.
+
+    Ctrl-C stops cleanly with a resumable checkpoint; --resume continues to the same result as an uninterrupted run on the same device.
+    """
+    from fmtool.recipes import CNN_RECIPES, Recipe
+
+    if recipe not in CNN_RECIPES:
+        raise UserError(f"unknown recipe {recipe!r}; choose one of {', '.join(CNN_RECIPES)}")
+    from fmtool import paths
+
+    folder = paths.training_run_dir("cnn", name, resume)
+    if resume:
+        from fmtool.train import read_run_info
+
+        info_ = read_run_info(folder)
+        chosen = Recipe.from_dict(info_["recipe"]).with_overrides(epochs=epochs)
+        options = info_["options"]
+    else:
+        chosen = CNN_RECIPES[recipe].with_overrides(
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            step_size=step_size, gamma=gamma, seed=seed)
+        options = {"width": width, "limit": limit, "test_limit": test_limit}
+    _run_training("cnn", chosen, options, folder, device, data_dir, resume)
+
+
+def _run_training(kind: str, recipe: Any, options: dict[str, Any], folder: Path, device_name: str,
+                  data_dir: Path | None, resume: bool) -> None:
+    """Shared by `train cnn` and `train vae`: seed, build the task, fit, report."""
+    from fmtool.device import choose_device, describe, seed_everything
+    from fmtool.train import Trainer, TrainingInterrupted
+
+    console = _console()
+    device = choose_device(device_name)
+    console.stderr.print(f"fmtool train {kind}: run [bold]{folder.name}[/] on {describe(device)}")
+    console.stderr.print(f"recipe {recipe.name}: " + ", ".join(
+        f"{k}={v}" for k, v in recipe.to_dict().items() if k not in ("name", "description")))
+    seed_everything(recipe.seed)
+    task = _build_task(kind, recipe, options, device, data_dir)
+    trainer = Trainer(task, recipe, folder, device, options=options)
+    if resume:
+        trainer.resume()
+        console.stderr.print(f"resuming at epoch {trainer.state.epoch + 1}, "
+                             f"batch {trainer.state.step + 1}")
+    try:
+        history = trainer.fit()
+    except TrainingInterrupted:
+        console.stderr.print(f"stopped; continue with: fmtool train {kind} --name {folder.name} --resume")
+        raise typer.Exit(130)
+    best = trainer.state.best
+    console.stderr.print(f"done: {len(history)} epochs, best {task.best_metric} {best:.4f}; "
+                         f"run folder {folder}")
+
+
+def _build_task(kind: str, recipe: Any, options: dict[str, Any], device: Any,
+                data_dir: Path | None) -> Any:
+    if kind == "cnn":
+        from fmtool.classifier import CNNTask
+        from fmtool.data.fashion import load_fashion_mnist
+
+        return CNNTask(load_fashion_mnist(data_dir), recipe, device, width=options["width"],
+                       limit=options["limit"], test_limit=options["test_limit"])
+    raise UserError(f"unknown model kind {kind!r}")
+
+
+@app.command("eval")
+def eval_(
+    checkpoint: CheckpointArg = None,
+    json_out: JsonOpt = False,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate on a seeded subset of N test images.", min=1)] = None,
+    device: DeviceOpt = "auto",
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Test accuracy, per-class accuracy and the confusion matrix of a CNN checkpoint.
+
+    Also writes loss_curve.png, accuracy_curve.png (the report's Figures 3 and 4) and confusion_matrix.png into the checkpoint's run folder.
+    """
+    from fmtool.device import choose_device
+    from fmtool.evaluation import evaluate_checkpoint, write_figures
+    from fmtool.paths import resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint, "cnn")
+    report = evaluate_checkpoint(path, choose_device(device), data_dir, limit)
+    report["figures"] = write_figures(report, path.parent)
+    if json_out:
+        _print_json(report)
+        return
+    _print_eval_report(report)
+
+
+def _print_eval_report(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = _console().stdout
+    out.print(f"checkpoint {report['checkpoint']} (epoch {report['epoch']})")
+    out.print(f"test accuracy [bold]{report['accuracy']:.4f}[/] on {report['images']} images, "
+              f"loss {report['loss']:.4f}")
+    names = report["class_names"]
+    table = Table(title="Confusion matrix (rows: true class, columns: predicted)")
+    table.add_column("class")
+    for index in range(len(names)):
+        table.add_column(str(index), justify="right")
+    table.add_column("accuracy", justify="right")
+    for index, (name, row) in enumerate(zip(names, report["confusion_matrix"])):
+        cells = [f"[bold]{v}[/]" if j == index else str(v) for j, v in enumerate(row)]
+        table.add_row(f"{index} {name}", *cells, f"{report['per_class_accuracy'][name]:.3f}")
+    out.print(table)
+    for label, path in report["figures"].items():
+        out.print(f"{label}: {path}")
+
+
+@app.command()
+def classify(
+    images: Annotated[list[Path], typer.Argument(help="Image files (any format and size Pillow reads).")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="A .pt file or run folder; default: latest CNN run.")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to print per image.", min=1, max=10)] = 1,
+    invert: Annotated[str, typer.Option(help="auto inverts light backgrounds (items must be light on dark).", metavar="auto|always|never")] = "auto",
+    json_out: JsonOpt = False,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Classify images with a CNN checkpoint: one line per image, path<TAB>label<TAB>probability.
+
+    Unreadable files get a one-line error on stderr; the others are still classified, and the exit code is 1 if any failed.
+    """
+    from fmtool.data.images import INVERT_CHOICES
+
+    if invert not in INVERT_CHOICES:
+        raise UserError(f"--invert must be one of {', '.join(INVERT_CHOICES)}")
+    from fmtool.classify import classify_files
+    from fmtool.device import choose_device
+    from fmtool.paths import resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint, "cnn")
+    results = classify_files(images, path, choose_device(device), top_k, invert)
+    console = _console()
+    failed = 0
+    for result in results:
+        if "error" in result:
+            failed += 1
+            console.stderr.print(f"error: {result['path']}: {result['error']}", markup=False)
+        elif not json_out:
+            cells = [result["path"]]
+            for guess in result["predictions"]:
+                cells += [guess["label"], f"{guess['probability']:.4f}"]
+            sys.stdout.write("\t".join(cells) + "\n")
+    if json_out:
+        _print_json(results)
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console entry point (`fmtool`, `python -m fmtool`)."""
+    app()

@@ -1,0 +1,148 @@
+"""Fashion-MNIST: find or download the four IDX files, decode them once to uint8 tensors, and
+turn whole batches into the report's model input (28x28 -> 32x32, normalised) with tensor ops.
+
+A local copy is any folder with the four standard files, gzipped or not (`--data-dir`, or the
+FMTOOL_FASHION_DIR environment variable). Otherwise the files are downloaded once through
+torchvision (official mirrors, checksummed) into the user cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fmtool.errors import UserError
+from fmtool.paths import datasets_dir
+
+ENV_DIR = "FMTOOL_FASHION_DIR"
+CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+# Statistics of the 60,000 training images; the report normalises but does not give values.
+MEAN = 0.2860
+STD = 0.3530
+SOURCE_SIZE = 28
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPE = {0x08: torch.uint8}
+
+
+@dataclass
+class FashionMNIST:
+    train_images: torch.Tensor  # uint8 [60000, 28, 28]
+    train_labels: torch.Tensor  # int64 [60000]
+    test_images: torch.Tensor   # uint8 [10000, 28, 28]
+    test_labels: torch.Tensor   # int64 [10000]
+    source: Path
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """Decodes one IDX file (gzipped or plain, told apart by content, not name)."""
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise UserError(f"{path} could not be read ({exc}); download it again") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPE:
+        raise UserError(f"{path} is not an IDX file of unsigned bytes; download it again")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise UserError(f"{path} is truncated; download it again")
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    count = 1
+    for size in shape:
+        count *= size
+    if len(raw) - header != count:
+        raise UserError(f"{path} holds {len(raw) - header} bytes of data, expected {count} for "
+                        f"shape {shape}; it is truncated or damaged, download it again")
+    data = torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8)
+    return data.reshape(shape)
+
+
+def _find_file(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def load_from_dir(folder: Path) -> FashionMNIST:
+    """Loads the four IDX files from `folder`, checking that images and labels agree."""
+    if not folder.is_dir():
+        raise UserError(f"Fashion-MNIST folder {folder} does not exist")
+    found = {key: _find_file(folder, stem) for key, stem in FILES.items()}
+    missing = [FILES[key] for key, path in found.items() if path is None]
+    if missing:
+        raise UserError(f"{folder} lacks {', '.join(missing)} (.gz or plain); "
+                        "give a folder with all four Fashion-MNIST IDX files")
+    tensors = {key: read_idx(path) for key, path in found.items()}  # type: ignore[arg-type]
+    for split in ("train", "test"):
+        images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise UserError(f"{folder}: {split} images {tuple(images.shape)} and labels "
+                            f"{tuple(labels.shape)} do not match; the files are damaged")
+        if int(labels.max()) >= len(CLASSES):
+            raise UserError(f"{folder}: {split} labels go beyond {len(CLASSES) - 1}; not Fashion-MNIST")
+    return FashionMNIST(
+        train_images=tensors["train_images"],
+        train_labels=tensors["train_labels"].long(),
+        test_images=tensors["test_images"],
+        test_labels=tensors["test_labels"].long(),
+        source=folder,
+    )
+
+
+def download(root: Path) -> Path:
+    """Fetches the official files through torchvision into `root`; returns the raw folder."""
+    from torchvision.datasets import FashionMNIST as TorchvisionFashion
+
+    raw = root / "FashionMNIST" / "raw"
+    if all(_find_file(raw, stem) for stem in FILES.values()):
+        return raw
+    try:
+        TorchvisionFashion(str(root), train=True, download=True)
+        TorchvisionFashion(str(root), train=False, download=True)
+    except Exception as exc:  # URLError, RuntimeError on bad checksums, socket errors ...
+        raise UserError(
+            f"could not download Fashion-MNIST ({type(exc).__name__}); check the network, or "
+            f"pass --data-dir DIR (or set {ENV_DIR}) to a folder with the four IDX files"
+        ) from exc
+    return raw
+
+
+def load_fashion_mnist(data_dir: Path | None = None) -> FashionMNIST:
+    """`--data-dir`, else $FMTOOL_FASHION_DIR, else the cached download (fetched on first use)."""
+    if data_dir is None and os.environ.get(ENV_DIR):
+        data_dir = Path(os.environ[ENV_DIR]).expanduser()
+    if data_dir is not None:
+        return load_from_dir(data_dir)
+    return load_from_dir(download(datasets_dir()))
+
+
+def to_model_input(images: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """uint8 [B,28,28] (any device) -> normalised float [B,1,size,size], bilinear resize."""
+    x = images.unsqueeze(1).float().div_(255.0)
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x.sub_(MEAN).div_(STD)
+
+
+def subset(images: torch.Tensor, labels: torch.Tensor, limit: int | None,
+           seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random subset (the shared copy is sorted by label, so never take the head)."""
+    if limit is None or limit >= len(images):
+        return images, labels
+    if limit <= 0:
+        raise UserError(f"--limit must be positive, got {limit}")
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit]
+    return images[order], labels[order]

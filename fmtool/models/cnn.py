@@ -1,0 +1,88 @@
+"""The report's 9-convolution CNN for Fashion-MNIST (section 1.1), layers addressable by name.
+
+Choices where the report's text leaves room (tested in tests/test_cnn_model.py):
+- The report counts 7 ReLU/LeakyReLU for 9 convolutions and 2 linear layers. We put a LeakyReLU
+  after conv1, conv2, conv4, conv6, conv8 and conv9 and a ReLU after linear1 (6 + 1 = 7). conv3,
+  conv5 (the first convolution of each Inception branch) and conv7 (the 1x1 projection that opens
+  Block 3) are linear projections followed by BatchNorm only, as reduction layers often are.
+- The third dropout sits between linear1 and the output layer (Blocks 1 and 2 hold the other two).
+- Padding keeps the spatial size in every convolution ("same"), so only max-pooling halves it:
+  32 -> 16 -> 8 -> 4.
+- `width` scales every layer's channel count and keeps the topology (1.0 is the report's model).
+Each named layer (conv1..conv9, linear1, output) is one module whose output is what that layer
+"learns" after its BatchNorm and activation, so a forward hook on it captures the features.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+LAYER_NAMES = tuple(f"conv{i}" for i in range(1, 10)) + ("linear1", "output")
+DROPOUT = 0.7
+NEGATIVE_SLOPE = 0.01
+
+
+class ConvUnit(nn.Sequential):
+    """Convolution, BatchNorm and (optionally) LeakyReLU: one named 'conv' layer of the report."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, activate: bool):
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if activate:
+            layers.append(nn.LeakyReLU(NEGATIVE_SLOPE))
+        super().__init__(*layers)
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(1, round(channels * width))
+
+
+class FashionCNN(nn.Module):
+    """Three blocks (the second an Inception-style pair of branches), then two linear layers."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0,
+                 image_size: int = 32):
+        super().__init__()
+        if image_size % 8:
+            raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
+        c32, c64, c128, c512 = (_scaled(c, width) for c in (32, 64, 128, 512))
+        c256 = 2 * c128
+        # Block 1: [1,32,32] -> [64,16,16]
+        self.conv1 = ConvUnit(in_channels, c32, 3, activate=True)
+        self.conv2 = ConvUnit(c32, c64, 3, activate=True)
+        self.pool1 = nn.MaxPool2d(2)
+        self.drop1 = nn.Dropout(DROPOUT)
+        # Block 2: two branches of 128 channels, concatenated -> [256,16,16] -> [256,8,8]
+        self.conv3 = ConvUnit(c64, c128, 3, activate=False)
+        self.conv4 = ConvUnit(c128, c128, 3, activate=True)
+        self.conv5 = ConvUnit(c64, c128, 1, activate=False)
+        self.conv6 = ConvUnit(c128, c128, 5, activate=True)
+        self.pool2 = nn.MaxPool2d(2)
+        self.drop2 = nn.Dropout(DROPOUT)
+        # Block 3: [256,8,8] -> [512,4,4]
+        self.conv7 = ConvUnit(c256, c512, 1, activate=False)
+        self.conv8 = ConvUnit(c512, c512, 3, activate=True)
+        self.conv9 = ConvUnit(c512, c512, 3, activate=True)
+        self.pool3 = nn.MaxPool2d(2)
+        # Classifier: flatten 512*4*4 = 8192 -> 512 -> classes
+        side = image_size // 8
+        self.linear1 = nn.Sequential(nn.Linear(c512 * side * side, c512), nn.ReLU())
+        self.drop3 = nn.Dropout(DROPOUT)
+        self.output = nn.Linear(c512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop1(self.pool1(self.conv2(self.conv1(x))))
+        a = self.conv4(self.conv3(x))
+        b = self.conv6(self.conv5(x))
+        x = self.drop2(self.pool2(torch.cat([a, b], dim=1)))
+        x = self.pool3(self.conv9(self.conv8(self.conv7(x))))
+        x = self.linear1(torch.flatten(x, 1))
+        return self.output(self.drop3(x))
+
+    def named_layer(self, name: str) -> nn.Module:
+        if name not in LAYER_NAMES:
+            raise KeyError(f"unknown layer {name!r}; choose from {', '.join(LAYER_NAMES)}")
+        return getattr(self, name)

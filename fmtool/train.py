@@ -1,0 +1,296 @@
+"""The one training loop both models use: progress, metrics, checkpoints, Ctrl-C and resume.
+
+A model plugs in as a `Task` (what a batch is, how its loss is computed, how it is evaluated).
+The loop owns everything else, so the CNN and the VAE behave the same from the terminal.
+
+Resuming gives the same result as an uninterrupted run on the same device because every source
+of randomness is either derived from (seed, epoch) (the order of the batches) or saved in the
+checkpoint (the global RNG that drives dropout and sampling), and an interrupted epoch restarts
+at the exact batch where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from torch import nn
+
+from fmtool import console
+from fmtool.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fmtool.errors import UserError
+from fmtool.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
+from fmtool.recipes import Recipe
+from fmtool.runlock import run_lock
+
+METRICS_FILE = "metrics.jsonl"
+RUN_FILE = "run.json"
+
+
+class Task(Protocol):
+    """What the loop needs to know about one model and its data."""
+
+    kind: str
+    model: nn.Module
+    best_metric: str  # a key of the epoch record that picks best.pt
+    best_mode: str  # "max" or "min"
+
+    def batches(self, epoch: int) -> Sequence[Any]:
+        """This epoch's batches, in an order fixed by (seed, epoch)."""
+
+    def step(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss to minimise, and per-batch sums (must include 'count') for running metrics."""
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """Turns the epoch's sums into train metrics, e.g. {'train_loss': .., 'train_acc': ..}."""
+
+    def evaluate(self) -> dict[str, float]:
+        """Held-out metrics at the end of an epoch, e.g. {'test_loss': .., 'test_acc': ..}."""
+
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint must carry to be used without the training code's arguments."""
+
+    def after_epoch(self, run_dir: Path, epoch: int) -> None:
+        """Optional per-epoch artefacts (figures, sample grids)."""
+
+    def status(self, sums: dict[str, float]) -> str:
+        """One short text of running metrics for the progress bar."""
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C once a resumable checkpoint is safely on disk."""
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed batches of the current epoch
+    sums: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float | None = None
+    elapsed: float = 0.0
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to stop at the next batch boundary; a second aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_StopFlag":
+        if _in_main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        console.stderr.print("[yellow]stopping after this batch and saving a resumable "
+                             "checkpoint (Ctrl-C again to abort without saving)[/]")
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrites the metrics file from the checkpoint's history: each epoch exactly once."""
+    _write_text_atomic(run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class Trainer:
+    task: Task
+    recipe: Recipe
+    run_dir: Path
+    device: torch.device
+    options: dict[str, Any] = field(default_factory=dict)  # CLI choices a resume must reuse
+    log_every: int = 20
+    should_stop: Callable[[], bool] | None = None  # tests use this to simulate Ctrl-C
+    state: TrainState = field(default_factory=TrainState)
+
+    def __post_init__(self) -> None:
+        self.model = self.task.model.to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.recipe.lr,
+                                          weight_decay=self.recipe.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=self.recipe.step_size, gamma=self.recipe.gamma)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        last = self.state.history[-1] if self.state.history else {}
+        return {**self.task.meta(), "kind": self.task.kind, "recipe": self.recipe.to_dict(),
+                "options": self.options, "epoch": self.state.epoch, "metrics": last}
+
+    def _save_last(self) -> None:
+        s = self.state
+        train_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_state(self.device),
+            "epoch": s.epoch, "step": s.step, "sums": dict(s.sums),
+            "history": json.dumps(s.history), "best": s.best, "elapsed": s.elapsed,
+        }
+        save_checkpoint(self.run_dir / LAST_CHECKPOINT,
+                        Checkpoint(self._meta(), self.model.state_dict(), train_state))
+
+    def resume(self) -> None:
+        """Restores model, optimiser, scheduler, RNG and progress from the run's last.pt."""
+        path = self.run_dir / LAST_CHECKPOINT
+        if not path.is_file():
+            raise UserError(f"run {self.run_dir.name} has no checkpoint to resume; "
+                            "start it without --resume")
+        ckpt = load_checkpoint(path, expect_kind=self.task.kind, map_location=self.device)
+        if ckpt.train_state is None:
+            raise UserError(f"{path} holds no training state; it cannot be resumed")
+        ts = ckpt.train_state
+        self.model.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.scheduler.load_state_dict(ts["scheduler"])
+        _set_rng_state({k: v.cpu() for k, v in ts["rng"].items()}, self.device)
+        self.state = TrainState(epoch=ts["epoch"], step=ts["step"], sums=dict(ts["sums"]),
+                                history=json.loads(ts["history"]), best=ts["best"],
+                                elapsed=ts["elapsed"])
+        write_metrics(self.run_dir, self.state.history)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _improved(self, value: float) -> bool:
+        best = self.state.best
+        if best is None or math.isnan(best):
+            return not math.isnan(value)
+        return value > best if self.task.best_mode == "max" else value < best
+
+    def _accumulate(self, running: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
+        for key, value in sums.items():
+            value = value.detach().float()
+            running[key] = running[key] + value if key in running else value
+
+    def _flush(self, running: dict[str, torch.Tensor]) -> None:
+        """Moves device-side sums into the state: one host sync per logging interval."""
+        for key, value in running.items():
+            self.state.sums[key] = self.state.sums.get(key, 0.0) + float(value)
+        running.clear()
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Trains to recipe.epochs; returns the history. Raises TrainingInterrupted on Ctrl-C."""
+        with run_lock(self.run_dir), _StopFlag() as flag:
+            run_info = {"kind": self.task.kind, "recipe": self.recipe.to_dict(),
+                        "options": self.options}
+            _write_text_atomic(self.run_dir / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
+            stop = self.should_stop or (lambda: flag.requested)
+            with console.progress() as bars:
+                epochs = bars.add_task("epochs", total=self.recipe.epochs,
+                                       completed=self.state.epoch, status="")
+                while self.state.epoch < self.recipe.epochs:
+                    self._train_epoch(bars, stop)
+                    bars.update(epochs, completed=self.state.epoch,
+                                status=f"best {self.task.best_metric} {self.state.best:.4f}")
+                    if stop() and self.state.epoch < self.recipe.epochs:
+                        raise TrainingInterrupted(self.run_dir)
+        return self.state.history
+
+    def _train_epoch(self, bars: Any, stop: Callable[[], bool]) -> None:
+        s = self.state
+        batches = self.task.batches(s.epoch)
+        bar = bars.add_task(f"epoch {s.epoch + 1}", total=len(batches), completed=s.step,
+                            status="")
+        self.model.train()
+        running: dict[str, torch.Tensor] = {}
+        start, seen = time.perf_counter(), 0.0
+        for index in range(s.step, len(batches)):
+            loss, sums = self.task.step(batches[index])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self._accumulate(running, sums)
+            s.step = index + 1
+            interrupted = stop()
+            if s.step % self.log_every == 0 or s.step == len(batches) or interrupted:
+                before = s.sums.get("count", 0.0)
+                self._flush(running)
+                seen += s.sums.get("count", 0.0) - before
+                rate = seen / max(time.perf_counter() - start, 1e-9)
+                bars.update(bar, completed=s.step,
+                            status=f"{self.task.status(s.sums)}  {rate:,.0f} img/s")
+            if interrupted and s.step < len(batches):
+                s.elapsed += time.perf_counter() - start
+                self._save_last()
+                raise TrainingInterrupted(self.run_dir)
+        bars.remove_task(bar)
+        epoch_lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        record: dict[str, Any] = {"epoch": s.epoch + 1}
+        record.update(self.task.summarize(s.sums))
+        record.update(self.task.evaluate())
+        train_seconds = time.perf_counter() - start
+        s.elapsed += train_seconds
+        record.update(lr=epoch_lr, seconds=round(train_seconds, 3),
+                      images_per_s=round(seen / max(train_seconds, 1e-9), 1))
+        s.epoch, s.step, s.sums = s.epoch + 1, 0, {}
+        s.history.append(record)
+        improved = self._improved(float(record[self.task.best_metric]))
+        if improved:
+            s.best = float(record[self.task.best_metric])
+        self._save_last()
+        if improved:
+            save_checkpoint(self.run_dir / BEST_CHECKPOINT,
+                            Checkpoint(self._meta(), self.model.state_dict()))
+        write_metrics(self.run_dir, s.history)
+        self.task.after_epoch(self.run_dir, s.epoch)
+        console.stderr.print(f"epoch {s.epoch}/{self.recipe.epochs}  {self._epoch_line(record)}"
+                             + ("  [green]best[/]" if improved else ""))
+
+    def _epoch_line(self, record: dict[str, Any]) -> str:
+        shown = [f"{k} {v:.4f}" for k, v in record.items()
+                 if k not in ("epoch", "lr", "seconds", "images_per_s") and isinstance(v, float)]
+        return "  ".join(shown) + f"  {record['seconds']:.0f}s {record['images_per_s']:.0f} img/s"
+
+
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """The recipe and options a run was started with (what --resume continues with)."""
+    path = run_dir / RUN_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is missing or damaged; this run cannot be resumed") from exc
