@@ -6,7 +6,6 @@ never at module level, so `fmtool --help` and tab completion stay instant.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -15,6 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from fmtool import __version__
+from fmtool.cli_common import DeviceOpt, JsonOpt, NameOpt, ResumeOpt, print_json
 from fmtool.errors import UserError
 
 
@@ -42,27 +42,17 @@ train_app = typer.Typer(help="Train a model with the report's recipe (every valu
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
-DeviceOpt = Annotated[str, typer.Option(
-    "--device", help="auto prefers CUDA, then MPS, then the CPU.",
-    metavar="auto|cpu|cuda|mps")]
-DataDirOpt = Annotated[Optional[Path], typer.Option(
-    "--data-dir", help="Local copy of the data set (else $FMTOOL_FASHION_DIR, else download).",
-    file_okay=False)]
+FashionDirOpt = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMTOOL_FASHION_DIR, "
+    "else downloaded into the cache).", file_okay=False)]
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
     help="A .pt file or a run folder; default: the latest CNN run.", show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout only.")]
 
 
 def _console():
     from fmtool import console
 
     return console
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
-    sys.stdout.flush()
-
 
 @app.callback(invoke_without_command=True)
 def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
@@ -90,7 +80,7 @@ def info(json_out: JsonOpt = False) -> None:
         "runs_dir": str(paths.runs_dir()),
     }
     if json_out:
-        _print_json(data)
+        print_json(data)
         return
     for key, value in data.items():
         _console().stdout.print(f"{key:<13} {value}")
@@ -114,9 +104,9 @@ def train_cnn(
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N images.", min=1)] = None,
     test_limit: Annotated[Optional[int], typer.Option(help="Evaluate each epoch on N test images only.", min=1)] = None,
     device: DeviceOpt = "auto",
-    data_dir: DataDirOpt = None,
-    name: Annotated[Optional[str], typer.Option(help="Run name (folder); default: date-time.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the named (or latest) run where it stopped.")] = False,
+    data_dir: FashionDirOpt = None,
+    name: NameOpt = None,
+    resume: ResumeOpt = False,
 ) -> None:
     """Train the report's CNN on Fashion-MNIST (downloaded on first use).
 
@@ -124,64 +114,22 @@ def train_cnn(
 
     Ctrl-C stops cleanly with a resumable checkpoint; --resume continues to the same result as an uninterrupted run on the same device.
     """
-    from fmtool.recipes import CNN_RECIPES, Recipe
+    from fmtool.cli_common import choose_recipe, run_training
+    from fmtool.recipes import CNN_RECIPES
 
-    if recipe not in CNN_RECIPES:
-        raise UserError(f"unknown recipe {recipe!r}; choose one of {', '.join(CNN_RECIPES)}")
-    from fmtool import paths
+    overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                     step_size=step_size, gamma=gamma, seed=seed)
+    options = {"width": width, "limit": limit, "test_limit": test_limit}
+    folder, chosen, options = choose_recipe("cnn", CNN_RECIPES, recipe, name, resume,
+                                            overrides, options)
 
-    folder = paths.training_run_dir("cnn", name, resume)
-    if resume:
-        from fmtool.train import read_run_info
-
-        info_ = read_run_info(folder)
-        chosen = Recipe.from_dict(info_["recipe"]).with_overrides(epochs=epochs)
-        options = info_["options"]
-    else:
-        chosen = CNN_RECIPES[recipe].with_overrides(
-            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-            step_size=step_size, gamma=gamma, seed=seed)
-        options = {"width": width, "limit": limit, "test_limit": test_limit}
-    _run_training("cnn", chosen, options, folder, device, data_dir, resume)
-
-
-def _run_training(kind: str, recipe: Any, options: dict[str, Any], folder: Path, device_name: str,
-                  data_dir: Path | None, resume: bool) -> None:
-    """Shared by `train cnn` and `train vae`: seed, build the task, fit, report."""
-    from fmtool.device import choose_device, describe, seed_everything
-    from fmtool.train import Trainer, TrainingInterrupted
-
-    console = _console()
-    device = choose_device(device_name)
-    console.stderr.print(f"fmtool train {kind}: run [bold]{folder.name}[/] on {describe(device)}")
-    console.stderr.print(f"recipe {recipe.name}: " + ", ".join(
-        f"{k}={v}" for k, v in recipe.to_dict().items() if k not in ("name", "description")))
-    seed_everything(recipe.seed)
-    task = _build_task(kind, recipe, options, device, data_dir)
-    trainer = Trainer(task, recipe, folder, device, options=options)
-    if resume:
-        trainer.resume()
-        console.stderr.print(f"resuming at epoch {trainer.state.epoch + 1}, "
-                             f"batch {trainer.state.step + 1}")
-    try:
-        history = trainer.fit()
-    except TrainingInterrupted:
-        console.stderr.print(f"stopped; continue with: fmtool train {kind} --name {folder.name} --resume")
-        raise typer.Exit(130)
-    best = trainer.state.best
-    console.stderr.print(f"done: {len(history)} epochs, best {task.best_metric} {best:.4f}; "
-                         f"run folder {folder}")
-
-
-def _build_task(kind: str, recipe: Any, options: dict[str, Any], device: Any,
-                data_dir: Path | None) -> Any:
-    if kind == "cnn":
+    def build_task(device: Any) -> Any:
         from fmtool.classifier import CNNTask
         from fmtool.data.fashion import load_fashion_mnist
 
-        return CNNTask(load_fashion_mnist(data_dir), recipe, device, width=options["width"],
-                       limit=options["limit"], test_limit=options["test_limit"])
-    raise UserError(f"unknown model kind {kind!r}")
+        return CNNTask(load_fashion_mnist(data_dir), chosen, device, **options)
+
+    run_training("cnn", chosen, options, folder, device, resume, build_task)
 
 
 @app.command("eval")
@@ -190,7 +138,7 @@ def eval_(
     json_out: JsonOpt = False,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate on a seeded subset of N test images.", min=1)] = None,
     device: DeviceOpt = "auto",
-    data_dir: DataDirOpt = None,
+    data_dir: FashionDirOpt = None,
 ) -> None:
     """Test accuracy, per-class accuracy and the confusion matrix of a CNN checkpoint.
 
@@ -204,7 +152,7 @@ def eval_(
     report = evaluate_checkpoint(path, choose_device(device), data_dir, limit)
     report["figures"] = write_figures(report, path.parent)
     if json_out:
-        _print_json(report)
+        print_json(report)
         return
     _print_eval_report(report)
 
@@ -265,9 +213,20 @@ def classify(
                 cells += [guess["label"], f"{guess['probability']:.4f}"]
             sys.stdout.write("\t".join(cells) + "\n")
     if json_out:
-        _print_json(results)
+        print_json(results)
     if failed:
         raise typer.Exit(1)
+
+
+from fmtool import commands_project  # noqa: E402
+
+app.command()(commands_project.project)
+
+from fmtool import commands_vae  # noqa: E402
+
+train_app.command("vae")(commands_vae.train_vae)
+app.command()(commands_vae.reconstruct)
+app.command()(commands_vae.fuse)
 
 
 def main() -> None:

@@ -1,0 +1,138 @@
+"""The command line as a user meets it: train, eval, classify, info, and the errors in between."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from fmtool.checkpoint import Checkpoint, save_checkpoint
+from fmtool.cli import app
+from tests.conftest import synthetic_fashion
+
+runner = CliRunner()
+TINY = ["--width", "0.125", "--batch-size", "16", "--lr", "2e-3", "--step-size", "3"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """One small CNN run shared by the tests below: its home, data and run folder."""
+    root = tmp_path_factory.mktemp("trained")
+    data = synthetic_fashion(root / "fashion")
+    env = {"FMTOOL_HOME": str(root / "home")}
+    result = runner.invoke(app, ["train", "cnn", "--data-dir", str(data), "--epochs", "4",
+                                 "--name", "tiny", *TINY], env=env)
+    assert result.exit_code == 0, result.output
+    return {"env": env, "data": data, "run": root / "home" / "data" / "runs" / "cnn" / "tiny"}
+
+
+def test_help_and_completion_do_not_import_torch():
+    code = "import sys, fmtool.cli; print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version_through_python_dash_m():
+    out = subprocess.run([sys.executable, "-m", "fmtool", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("fmtool ")
+
+
+def test_info_reports_device_and_directories(fmtool_home: Path):
+    result = runner.invoke(app, ["info", "--json"])
+    info = json.loads(result.stdout)
+    assert info["device"].startswith("cpu")
+    assert info["runs_dir"].startswith(str(fmtool_home))
+
+
+def test_train_writes_a_complete_run_folder(trained: dict):
+    run = trained["run"]
+    assert {"run.json", "metrics.jsonl", "last.pt", "best.pt"} <= {p.name for p in run.iterdir()}
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+
+
+def test_eval_json_and_figures(trained: dict):
+    result = runner.invoke(app, ["eval", "--json", "--data-dir", str(trained["data"])],
+                           env=trained["env"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["images"] == 100 and report["accuracy"] > 0.3
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 100
+    assert abs(np.trace(matrix) / 100 - report["accuracy"]) < 1e-6
+    for figure in ("loss_curve", "accuracy_curve", "confusion_matrix"):
+        assert Path(report["figures"][figure]).is_file()
+
+
+def test_eval_prints_a_table(trained: dict):
+    result = runner.invoke(app, ["eval", str(trained["run"]), "--data-dir", str(trained["data"])],
+                           env=trained["env"])
+    assert result.exit_code == 0
+    assert "test accuracy" in result.stdout and "Ankle boot" in result.stdout
+
+
+def test_classify_prints_one_line_per_image_and_reports_bad_files(trained: dict, tmp_path: Path):
+    from fmtool.data.fashion import load_from_dir
+
+    images = load_from_dir(trained["data"]).test_images[:3].numpy()
+    paths = []
+    for index, image in enumerate(images):
+        paths.append(tmp_path / f"item {index}.png")
+        Image.fromarray(image).save(paths[-1])
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    args = ["classify", str(paths[0]), str(tmp_path / "broken.png"), str(paths[1]), str(paths[2]),
+            "--top-k", "2"]
+    result = runner.invoke(app, args, env=trained["env"])
+    assert result.exit_code == 1
+    lines = result.stdout.strip().split("\n")
+    assert [line.split("\t")[0] for line in lines] == [str(p) for p in paths]
+    assert all(len(line.split("\t")) == 5 for line in lines)
+    assert "broken.png" in result.stderr and "Traceback" not in result.output
+
+    as_json = runner.invoke(app, ["classify", str(paths[0]), "--json"], env=trained["env"])
+    assert as_json.exit_code == 0
+    (answer,) = json.loads(as_json.stdout)
+    assert answer["predictions"][0]["label"] in lines[0]
+
+
+def test_classify_refuses_a_vae_checkpoint(tmp_path: Path):
+    path = tmp_path / "vae.pt"
+    save_checkpoint(path, Checkpoint({"kind": "vae"}, {"w": torch.zeros(1)}))
+    Image.new("L", (28, 28)).save(tmp_path / "x.png")
+    result = runner.invoke(app, ["classify", str(tmp_path / "x.png"), "--checkpoint", str(path)])
+    assert result.exit_code == 2
+    assert "VAE checkpoint" in result.stderr and "Traceback" not in result.output
+
+
+def test_commands_without_a_checkpoint_say_to_train_first(tmp_path: Path):
+    Image.new("L", (28, 28)).save(tmp_path / "x.png")
+    for args in (["eval"], ["classify", str(tmp_path / "x.png")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2
+        assert result.stderr.strip() == "error: no CNN checkpoint yet; run `fmtool train cnn` first"
+
+
+def test_existing_run_needs_resume_and_resume_extends_it(trained: dict, tmp_path: Path):
+    env = {"FMTOOL_HOME": str(tmp_path / "home")}
+    base = ["train", "cnn", "--data-dir", str(trained["data"]), "--name", "r", "--limit", "64", *TINY]
+    assert runner.invoke(app, [*base, "--epochs", "1"], env=env).exit_code == 0
+    again = runner.invoke(app, [*base, "--epochs", "1"], env=env)
+    assert again.exit_code == 2 and "--resume" in again.stderr
+    more = runner.invoke(app, ["train", "cnn", "--name", "r", "--resume", "--epochs", "2",
+                               "--data-dir", str(trained["data"])], env=env)
+    assert more.exit_code == 0, more.output
+    metrics = (tmp_path / "home" / "data" / "runs" / "cnn" / "r" / "metrics.jsonl").read_text()
+    assert [json.loads(line)["epoch"] for line in metrics.splitlines()] == [1, 2]
+
+
+def test_bad_options_fail_with_one_line(tiny_fashion: Path):
+    result = runner.invoke(app, ["train", "cnn", "--recipe", "nope", "--data-dir", str(tiny_fashion)])
+    assert result.exit_code == 2 and "unknown recipe 'nope'" in result.stderr
+    result = runner.invoke(app, ["train", "cnn", "--device", "cuda", "--data-dir", str(tiny_fashion)])
+    assert result.exit_code == 2 and "no CUDA GPU" in result.stderr

@@ -1,0 +1,85 @@
+"""Reading Fashion-MNIST: IDX decoding, local copies, damaged files, preprocessing as tensor ops."""
+
+import gzip
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fmtool.data import fashion
+from fmtool.errors import UserError
+from tests.conftest import write_idx
+
+
+def test_reads_gzipped_and_plain_idx(tmp_path: Path):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", array, gzipped=True)
+    write_idx(tmp_path / "b", array, gzipped=False)
+    for name in ("a.gz", "b"):
+        assert torch.equal(fashion.read_idx(tmp_path / name), torch.from_numpy(array))
+
+
+def test_truncated_idx_says_to_download_again(tmp_path: Path):
+    write_idx(tmp_path / "x", np.zeros((10, 28, 28), np.uint8), gzipped=False)
+    data = (tmp_path / "x").read_bytes()
+    (tmp_path / "x").write_bytes(data[:-100])
+    with pytest.raises(UserError, match="truncated or damaged"):
+        fashion.read_idx(tmp_path / "x")
+
+
+def test_corrupt_gzip_and_non_idx_are_refused(tmp_path: Path):
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(b"hello world")[:-6])
+    with pytest.raises(UserError):
+        fashion.read_idx(tmp_path / "bad.gz")
+    (tmp_path / "text").write_bytes(b"not an idx file at all")
+    with pytest.raises(UserError, match="not an IDX"):
+        fashion.read_idx(tmp_path / "text")
+
+
+def test_local_copy_loads_and_missing_files_are_named(tiny_fashion: Path):
+    data = fashion.load_from_dir(tiny_fashion)
+    assert data.train_images.shape == (200, 28, 28) and data.train_images.dtype == torch.uint8
+    assert data.test_labels.shape == (100,) and data.test_labels.dtype == torch.int64
+    (tiny_fashion / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(UserError, match="t10k-labels-idx1-ubyte"):
+        fashion.load_from_dir(tiny_fashion)
+
+
+def test_environment_variable_points_at_a_local_copy(tiny_fashion: Path, monkeypatch):
+    monkeypatch.setenv(fashion.ENV_DIR, str(tiny_fashion))
+    assert fashion.load_fashion_mnist().source == tiny_fashion
+
+
+def test_offline_download_gives_one_clear_error(monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    with pytest.raises(UserError, match="could not download Fashion-MNIST.*--data-dir"):
+        fashion.load_fashion_mnist()
+
+
+def test_model_input_is_resized_and_normalised_as_one_batch():
+    images = torch.full((5, 28, 28), 255, dtype=torch.uint8)
+    x = fashion.to_model_input(images, 32)
+    assert x.shape == (5, 1, 32, 32) and x.dtype == torch.float32
+    assert torch.allclose(x, torch.full_like(x, (1 - fashion.MEAN) / fashion.STD))
+
+
+def test_subset_is_seeded_and_shuffled():
+    images = torch.arange(100, dtype=torch.uint8).reshape(100, 1, 1)
+    labels = torch.arange(100)
+    first, _ = fashion.subset(images, labels, 10, seed=1)
+    again, _ = fashion.subset(images, labels, 10, seed=1)
+    assert torch.equal(first, again)
+    assert not torch.equal(first.flatten(), torch.arange(10, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+def test_shared_copy_has_the_official_shapes(shared_data: Path, name: str):
+    tensor = fashion.read_idx(shared_data / "fashion-mnist" / name)
+    assert tensor.shape[0] in (60000, 10000)

@@ -1,0 +1,68 @@
+"""The shared training loop: learning, metrics, best/last checkpoints, Ctrl-C and exact resume."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmtool.checkpoint import load_checkpoint
+from fmtool.classifier import CNNTask
+from fmtool.data.fashion import load_from_dir
+from fmtool.device import seed_everything
+from fmtool.errors import UserError
+from fmtool.recipes import CNN_RECIPES
+from fmtool.runlock import run_lock
+from fmtool.train import Trainer, TrainingInterrupted, read_metrics
+
+CPU = torch.device("cpu")
+RECIPE = CNN_RECIPES["paper"].with_overrides(epochs=4, batch_size=16, lr=2e-3, step_size=3)
+
+
+def trainer(data_dir: Path, run_dir: Path, **kwargs) -> Trainer:
+    seed_everything(RECIPE.seed)
+    task = CNNTask(load_from_dir(data_dir), RECIPE, CPU, width=0.125)
+    return Trainer(task, RECIPE, run_dir, CPU, **kwargs)
+
+
+def test_learns_and_records_each_epoch_once(tiny_fashion: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    history = trainer(tiny_fashion, run).fit()
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3, 4]
+    assert history[-1]["test_acc"] > 0.3  # ten classes: chance is 0.1
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert [r["lr"] for r in history] == [2e-3, 2e-3, 2e-3, 1e-3]  # StepLR(3, 0.5)
+    best = load_checkpoint(run / "best.pt", expect_kind="cnn")
+    assert best.meta["metrics"]["test_acc"] == max(r["test_acc"] for r in history)
+    assert best.meta["recipe"]["batch_size"] == 16 and best.meta["class_names"][0] == "T-shirt/top"
+    assert (run / "run.json").is_file()
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_fashion: Path, tmp_path: Path):
+    straight = trainer(tiny_fashion, tmp_path / "straight")
+    straight.fit()
+
+    stopped = trainer(tiny_fashion, tmp_path / "stopped")
+    stopped.should_stop = lambda: (stopped.state.epoch, stopped.state.step) == (1, 5)  # Ctrl-C
+    with pytest.raises(TrainingInterrupted):
+        stopped.fit()  # 13 batches per epoch: stops after batch 5 of epoch 2
+    assert load_checkpoint(tmp_path / "stopped" / "last.pt").train_state["step"] == 5
+
+    resumed = trainer(tiny_fashion, tmp_path / "stopped")
+    resumed.resume()
+    assert (resumed.state.epoch, resumed.state.step) == (1, 5)
+    resumed.fit()
+
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+    timing = ("seconds", "images_per_s")
+    untimed = [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(tmp_path / "stopped")]
+    expected = [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(tmp_path / "straight")]
+    assert untimed == [pytest.approx(r, rel=1e-6) for r in expected]
+
+
+def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path):
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(UserError, match="another process"):
+            with run_lock(tmp_path / "run"):
+                pass
