@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from fmtool.checkpoint import load_checkpoint
 from fmtool.data import fashion
+from fmtool.device import autocast
 from fmtool.models.cnn import FashionCNN
 from fmtool.recipes import Recipe
 
@@ -37,13 +38,17 @@ def load_classifier(path: Path, device: torch.device) -> tuple[FashionCNN, dict[
 
 @torch.inference_mode()
 def predict_logits(model: torch.nn.Module, images: torch.Tensor, image_size: int,
-                   device: torch.device, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Logits for uint8 [N,28,28] images, in batches; returns a CPU float tensor [N, classes]."""
+                   device: torch.device, batch_size: int = EVAL_BATCH,
+                   dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Logits for uint8 [N,28,28] images, in large batches under inference mode (and autocast
+    when `dtype` is given); returns a CPU float tensor [N, classes]."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         chunk = images[start:start + batch_size].to(device, non_blocking=True)
-        out.append(model(fashion.to_model_input(chunk, image_size)).float().cpu())
+        with autocast(device, dtype):
+            logits = model(fashion.to_model_input(chunk, image_size))
+        out.append(logits.float().cpu())
     if not out:
         return torch.empty(0, 0)
     return torch.cat(out)
@@ -69,6 +74,7 @@ class CNNTask:
     width: float = 1.0
     limit: int | None = None
     test_limit: int | None = None
+    precision: torch.dtype | None = None  # autocast dtype; None = fp32
 
     kind = "cnn"
     best_metric = "test_acc"
@@ -94,8 +100,9 @@ class CNNTask:
         batch = batch.to(self.device, non_blocking=True)
         x = fashion.to_model_input(self.train_x[batch], self.recipe.image_size)
         y = self.train_y[batch]
-        logits = self.model(x)
-        loss = F.cross_entropy(logits, y)
+        with autocast(self.device, self.precision):
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.float(), y)
         sums = {"loss": loss.detach() * len(y), "correct": (logits.argmax(1) == y).sum(),
                 "count": torch.tensor(float(len(y)))}
         return loss, sums
@@ -109,7 +116,8 @@ class CNNTask:
         return f"loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}"
 
     def evaluate(self) -> dict[str, float]:
-        logits = predict_logits(self.model, self.test_x, self.recipe.image_size, self.device)
+        logits = predict_logits(self.model, self.test_x, self.recipe.image_size, self.device,
+                                dtype=self.precision)
         metrics = classification_metrics(logits, self.test_y)
         return {"test_loss": metrics["loss"], "test_acc": metrics["accuracy"]}
 

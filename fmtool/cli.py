@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from fmtool import __version__
-from fmtool.cli_common import DeviceOpt, JsonOpt, NameOpt, ResumeOpt, print_json
+from fmtool.cli_common import DeviceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, print_json
 from fmtool.errors import UserError
 
 
@@ -104,6 +104,7 @@ def train_cnn(
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N images.", min=1)] = None,
     test_limit: Annotated[Optional[int], typer.Option(help="Evaluate each epoch on N test images only.", min=1)] = None,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
     data_dir: FashionDirOpt = None,
     name: NameOpt = None,
     resume: ResumeOpt = False,
@@ -119,15 +120,18 @@ def train_cnn(
 
     overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                      step_size=step_size, gamma=gamma, seed=seed)
-    options = {"width": width, "limit": limit, "test_limit": test_limit}
+    options = {"width": width, "limit": limit, "test_limit": test_limit, "precision": precision}
     folder, chosen, options = choose_recipe("cnn", CNN_RECIPES, recipe, name, resume,
                                             overrides, options)
 
     def build_task(device: Any) -> Any:
         from fmtool.classifier import CNNTask
         from fmtool.data.fashion import load_fashion_mnist
+        from fmtool.device import choose_precision
 
-        return CNNTask(load_fashion_mnist(data_dir), chosen, device, **options)
+        return CNNTask(load_fashion_mnist(data_dir), chosen, device, width=options["width"],
+                       limit=options["limit"], test_limit=options["test_limit"],
+                       precision=choose_precision(options.get("precision", "auto"), device))
 
     run_training("cnn", chosen, options, folder, device, resume, build_task)
 
@@ -138,18 +142,20 @@ def eval_(
     json_out: JsonOpt = False,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate on a seeded subset of N test images.", min=1)] = None,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "fp32",
     data_dir: FashionDirOpt = None,
 ) -> None:
     """Test accuracy, per-class accuracy and the confusion matrix of a CNN checkpoint.
 
     Also writes loss_curve.png, accuracy_curve.png (the report's Figures 3 and 4) and confusion_matrix.png into the checkpoint's run folder.
     """
-    from fmtool.device import choose_device
+    from fmtool.device import choose_device, choose_precision
     from fmtool.evaluation import evaluate_checkpoint, write_figures
     from fmtool.paths import resolve_checkpoint
 
     path = resolve_checkpoint(checkpoint, "cnn")
-    report = evaluate_checkpoint(path, choose_device(device), data_dir, limit)
+    chosen = choose_device(device)
+    report = evaluate_checkpoint(path, chosen, data_dir, limit, choose_precision(precision, chosen))
     report["figures"] = write_figures(report, path.parent)
     if json_out:
         print_json(report)

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 DeviceOpt = Annotated[str, typer.Option(
     "--device", help="auto prefers CUDA, then MPS, then the CPU.",
     metavar="auto|cpu|cuda|mps")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="Autocast dtype; auto = bf16 on CUDA and on CPUs with fast bf16, else fp32.",
+    metavar="auto|fp32|bf16|fp16")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout only.")]
 NameOpt = Annotated[Optional[str], typer.Option(help="Run name (folder); default: date-time.")]
 ResumeOpt = Annotated[bool, typer.Option(help="Continue the named (or latest) run where it stopped.")]
@@ -61,7 +64,7 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
                  build_task: Callable[["torch.device"], "Task"]) -> None:
     """Shared by `train cnn` and `train vae`: seed, build the task, fit (or resume), report."""
     from fmtool import console
-    from fmtool.device import choose_device, describe, seed_everything
+    from fmtool.device import choose_device, describe, precision_name, seed_everything
     from fmtool.train import Trainer, TrainingInterrupted
 
     device = choose_device(device_name)
@@ -70,6 +73,7 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
         f"{k}={v}" for k, v in recipe.to_dict().items() if k not in ("name", "description")))
     seed_everything(recipe.seed)
     task = build_task(device)
+    console.stderr.print(f"precision {precision_name(task.precision)}")
     trainer = Trainer(task, recipe, folder, device, options=options)
     if resume:
         trainer.resume()

@@ -51,3 +51,46 @@ def seed_everything(seed: int) -> None:
         np.random.seed(seed % 2**32)
     except ImportError:  # numpy is a dependency, but seeding must never be the thing that fails
         pass
+
+
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
+
+
+def _cpu_has_fast_bf16() -> bool:
+    """oneDNN's own answer (AVX512-BF16/AMX, or AVX512 cores it runs bf16 kernels on quickly)."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+def choose_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `name` on `device`; None means plain fp32.
+
+    `auto` takes bf16 on CUDA GPUs that support it (fp16 on older ones) and on CPUs whose oneDNN
+    runs bf16 fast; fp32 on MPS and other CPUs. bf16 keeps fp32's exponent range, so it needs
+    no loss scaling; fp16 on CUDA uses a gradient scaler (see Trainer).
+    """
+    if name not in PRECISION_CHOICES:
+        raise UserError(f"unknown precision {name!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    if name == "fp32":
+        return None
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cpu" and _cpu_has_fast_bf16():
+            return torch.bfloat16
+        return None
+    if name == "fp16" and device.type == "cpu":
+        raise UserError("fp16 autocast is for GPUs; use --precision bf16 or fp32 on the CPU")
+    return torch.bfloat16 if name == "bf16" else torch.float16
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision for the forward pass, or a no-op context for fp32."""
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype is not None)

@@ -11,21 +11,25 @@ from fmtool.analysis import plots
 from fmtool.analysis.metrics import confusion_matrix, per_class_accuracy
 from fmtool.classifier import classification_metrics, load_classifier, predict_logits
 from fmtool.data import fashion
+from fmtool.device import precision_name
 from fmtool.train import read_metrics
 
 
 def evaluate_checkpoint(path: Path, device: torch.device, data_dir: Path | None = None,
-                        limit: int | None = None) -> dict[str, Any]:
+                        limit: int | None = None,
+                        precision: torch.dtype | None = None) -> dict[str, Any]:
     """Accuracy, loss, per-class accuracy and confusion matrix on the (optionally limited) test set."""
     model, meta = load_classifier(path, device)
     data = fashion.load_fashion_mnist(data_dir)
     images, labels = fashion.subset(data.test_images, data.test_labels, limit, seed=0)
-    logits = predict_logits(model, images, meta["architecture"]["image_size"], device)
+    logits = predict_logits(model, images, meta["architecture"]["image_size"], device,
+                            dtype=precision)
     metrics = classification_metrics(logits, labels)
     names = meta["class_names"]
     matrix = confusion_matrix(metrics["predictions"], labels, len(names))
     return {
         "checkpoint": str(path),
+        "precision": precision_name(precision),
         "epoch": meta.get("epoch"),
         "images": len(labels),
         "accuracy": metrics["accuracy"],

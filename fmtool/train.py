@@ -41,6 +41,7 @@ class Task(Protocol):
     model: nn.Module
     best_metric: str  # a key of the epoch record that picks best.pt
     best_mode: str  # "max" or "min"
+    precision: torch.dtype | None  # autocast dtype of step() and evaluate(); None = fp32
 
     def batches(self, epoch: int) -> Sequence[Any]:
         """This epoch's batches, in an order fixed by (seed, epoch)."""
@@ -156,6 +157,10 @@ class Trainer:
                                           weight_decay=self.recipe.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=self.recipe.step_size, gamma=self.recipe.gamma)
+        # A task that autocasts to fp16 on a GPU needs loss scaling; bf16 and fp32 do not.
+        fp16 = getattr(self.task, "precision", None) == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=fp16 and self.device.type == "cuda")
 
     # -- checkpoints -------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -168,6 +173,7 @@ class Trainer:
         train_state = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "rng": _rng_state(self.device),
             "epoch": s.epoch, "step": s.step, "sums": dict(s.sums),
             "history": json.dumps(s.history), "best": s.best, "elapsed": s.elapsed,
@@ -188,6 +194,8 @@ class Trainer:
         self.model.load_state_dict(ckpt.model)
         self.optimizer.load_state_dict(ts["optimizer"])
         self.scheduler.load_state_dict(ts["scheduler"])
+        if ts.get("scaler"):
+            self.scaler.load_state_dict(ts["scaler"])
         _set_rng_state({k: v.cpu() for k, v in ts["rng"].items()}, self.device)
         self.state = TrainState(epoch=ts["epoch"], step=ts["step"], sums=dict(ts["sums"]),
                                 history=json.loads(ts["history"]), best=ts["best"],
@@ -230,6 +238,15 @@ class Trainer:
                         raise TrainingInterrupted(self.run_dir)
         return self.state.history
 
+    def train_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One optimiser step on one batch; returns the batch's metric sums (still on device)."""
+        loss, sums = self.task.step(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return sums
+
     def _train_epoch(self, bars: Any, stop: Callable[[], bool]) -> None:
         s = self.state
         batches = self.task.batches(s.epoch)
@@ -239,11 +256,7 @@ class Trainer:
         running: dict[str, torch.Tensor] = {}
         start, seen = time.perf_counter(), 0.0
         for index in range(s.step, len(batches)):
-            loss, sums = self.task.step(batches[index])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self._accumulate(running, sums)
+            self._accumulate(running, self.train_step(batches[index]))
             s.step = index + 1
             interrupted = stop()
             if s.step % self.log_every == 0 or s.step == len(batches) or interrupted:

@@ -1,0 +1,178 @@
+"""Speed of the report's CNN through fmtool's engine, beside a plain PyTorch loop in the same run.
+
+Prints training and evaluation images/s, peak memory, the ratio fmtool/plain, and the start-up
+time of `fmtool --help` and `fmtool classify`. Data is random (speed does not depend on it).
+
+    python benchmarks/bench_cnn.py                      # quick: a few batches each
+    python benchmarks/bench_cnn.py --batches 40 --device cuda --width 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fmtool.checkpoint import Checkpoint, save_checkpoint
+from fmtool.classifier import CNNTask, predict_logits
+from fmtool.data import fashion
+from fmtool.device import choose_device, choose_precision, precision_name
+from fmtool.models.cnn import FashionCNN
+from fmtool.recipes import CNN_RECIPES
+from fmtool.train import Trainer
+
+
+def synthetic(n: int) -> fashion.FashionMNIST:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=generator)
+    labels = torch.randint(0, 10, (n,), generator=generator)
+    return fashion.FashionMNIST(images, labels, images, labels, Path("synthetic"))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rate(fn, batches: int, batch_size: int, device: torch.device, warmup: int = 2) -> float:
+    """Images/s of `fn(i)` over `batches` calls after `warmup` untimed calls."""
+    for i in range(warmup):
+        fn(i)
+    sync(device)
+    start = time.perf_counter()
+    for i in range(batches):
+        fn(i)
+    sync(device)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def plain_training(data, device, batch_size, width):
+    """What a user would write by hand: fp32, a DataLoader over pre-resized tensors, Adam."""
+    torch.manual_seed(0)
+    model = FashionCNN(width=width).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=1e-3)
+    inputs = fashion.to_model_input(data.train_images)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(inputs, data.train_labels), batch_size=batch_size,
+        shuffle=True, drop_last=True)
+    batches = iter(loader)
+
+    def step(_: int) -> None:
+        nonlocal batches
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y = next(batches)
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        loss.item()  # a typical loop logs the loss every step
+
+    return step, model
+
+
+def plain_evaluation(model, data, device, batch_size):
+    inputs = fashion.to_model_input(data.test_images)
+    model.eval()
+
+    def step(i: int) -> None:
+        start = (i * batch_size) % (len(inputs) - batch_size)
+        with torch.no_grad():
+            model(inputs[start:start + batch_size].to(device)).argmax(1).cpu()
+
+    return step
+
+
+def fmtool_training(data, device, batch_size, width, precision):
+    torch.manual_seed(0)
+    recipe = CNN_RECIPES["paper"].with_overrides(batch_size=batch_size)
+    task = CNNTask(data, recipe, device, width=width, precision=precision)
+    trainer = Trainer(task, recipe, Path(tempfile.mkdtemp()), device)
+    batches = task.batches(0)
+    trainer.model.train()
+
+    def step(i: int) -> None:
+        trainer.train_step(batches[i % len(batches)])
+
+    return step, trainer.model
+
+
+def fmtool_evaluation(model, data, device, batch_size, precision):
+    def step(i: int) -> None:
+        start = (i * batch_size) % (len(data.test_images) - batch_size)
+        predict_logits(model, data.test_images[start:start + batch_size], 32, device,
+                       batch_size=batch_size, dtype=precision)
+
+    return step
+
+
+def startup_seconds(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "fmtool", *args], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def classify_startup() -> tuple[float, float]:
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as folder:
+        ckpt = Path(folder) / "model.pt"
+        task = CNNTask(synthetic(8), CNN_RECIPES["paper"], torch.device("cpu"))
+        save_checkpoint(ckpt, Checkpoint({**task.meta(), "kind": "cnn"}, task.model.state_dict()))
+        Image.new("L", (28, 28)).save(Path(folder) / "x.png")
+        help_s = startup_seconds(["--help"])
+        classify_s = startup_seconds(["classify", str(Path(folder) / "x.png"), "--checkpoint",
+                                      str(ckpt), "--device", "cpu"])
+    return help_s, classify_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--batches", type=int, default=8, help="timed batches per measurement")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--eval-batch-size", type=int, default=500)
+    args = parser.parse_args()
+
+    device = choose_device(args.device)
+    precision = choose_precision(args.precision, device)
+    data = synthetic(max(args.batches + 4, 8) * max(args.batch_size, args.eval_batch_size))
+    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"width {args.width}, fmtool precision {precision_name(precision)}")
+
+    plain_step, plain_model = plain_training(data, device, args.batch_size, args.width)
+    plain_train = rate(plain_step, args.batches, args.batch_size, device)
+    ours_step, ours_model = fmtool_training(data, device, args.batch_size, args.width, precision)
+    ours_train = rate(ours_step, args.batches, args.batch_size, device)
+    plain_eval = rate(plain_evaluation(plain_model, data, device, args.batch_size),
+                      args.batches, args.batch_size, device)
+    ours_eval = rate(fmtool_evaluation(ours_model, data, device, args.eval_batch_size, precision),
+                     max(args.batches // 4, 2), args.eval_batch_size, device)
+    print(f"{'':<20}{'plain fp32':>14}{'fmtool':>14}{'ratio':>8}")
+    print(f"{'train images/s':<20}{plain_train:>14.1f}{ours_train:>14.1f}{ours_train / plain_train:>8.2f}")
+    print(f"{'eval images/s':<20}{plain_eval:>14.1f}{ours_eval:>14.1f}{ours_eval / plain_eval:>8.2f}")
+    print(f"peak memory {peak_memory_mb(device):.0f} MB ({'GPU' if device.type == 'cuda' else 'process RSS'})")
+    help_s, classify_s = classify_startup()
+    print(f"start-up: fmtool --help {help_s:.2f} s, fmtool classify (one image) {classify_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
