@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from fmtool.checkpoint import load_checkpoint
+from fmtool import distributed
 from fmtool.data import fashion
 from fmtool.device import autocast
 from fmtool.models.cnn import FashionCNN
@@ -116,10 +117,15 @@ class CNNTask:
         return f"loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}"
 
     def evaluate(self) -> dict[str, float]:
-        logits = predict_logits(self.model, self.test_x, self.recipe.image_size, self.device,
+        """Test loss and accuracy; under torchrun each rank scores its share and the sums meet."""
+        rank, world = distributed.rank(), distributed.world_size()
+        images, labels = self.test_x[rank::world], self.test_y[rank::world]
+        logits = predict_logits(self.model, images, self.recipe.image_size, self.device,
                                 dtype=self.precision)
-        metrics = classification_metrics(logits, self.test_y)
-        return {"test_loss": metrics["loss"], "test_acc": metrics["accuracy"]}
+        sums = {"loss": float(F.cross_entropy(logits, labels, reduction="sum")),
+                "correct": float((logits.argmax(1) == labels).sum()), "count": float(len(labels))}
+        sums = distributed.all_reduce_sums(sums, self.device)
+        return {"test_loss": sums["loss"] / sums["count"], "test_acc": sums["correct"] / sums["count"]}
 
     def meta(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from fmtool import __version__
-from fmtool.cli_common import DeviceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, print_json
+from fmtool.cli_common import CompileOpt, DeviceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, print_json
 from fmtool.errors import UserError
 
 
@@ -105,6 +105,7 @@ def train_cnn(
     test_limit: Annotated[Optional[int], typer.Option(help="Evaluate each epoch on N test images only.", min=1)] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    compile: CompileOpt = "auto",
     data_dir: FashionDirOpt = None,
     name: NameOpt = None,
     resume: ResumeOpt = False,
@@ -120,7 +121,8 @@ def train_cnn(
 
     overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                      step_size=step_size, gamma=gamma, seed=seed)
-    options = {"width": width, "limit": limit, "test_limit": test_limit, "precision": precision}
+    options = {"width": width, "limit": limit, "test_limit": test_limit, "precision": precision,
+               "compile": compile}
     folder, chosen, options = choose_recipe("cnn", CNN_RECIPES, recipe, name, resume,
                                             overrides, options)
 

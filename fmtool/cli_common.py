@@ -26,6 +26,9 @@ DeviceOpt = Annotated[str, typer.Option(
 PrecisionOpt = Annotated[str, typer.Option(
     "--precision", help="Autocast dtype; auto = bf16 on CUDA and on CPUs with fast bf16, else fp32.",
     metavar="auto|fp32|bf16|fp16")]
+CompileOpt = Annotated[str, typer.Option(
+    "--compile", help="torch.compile the model; auto = on for CUDA, off on the CPU.",
+    metavar="auto|on|off")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout only.")]
 NameOpt = Annotated[Optional[str], typer.Option(help="Run name (folder); default: date-time.")]
 ResumeOpt = Annotated[bool, typer.Option(help="Continue the named (or latest) run where it stopped.")]
@@ -44,11 +47,14 @@ def choose_recipe(kind: str, recipes: dict[str, "Recipe"], recipe_name: str, nam
     A new run takes the named recipe with the command line's overrides; `--resume` takes the
     run's own recipe and options back from its run.json (only `--epochs` may extend it).
     """
-    from fmtool import paths
+    from fmtool import distributed, paths
     from fmtool.recipes import Recipe
 
     if recipe_name not in recipes:
         raise UserError(f"unknown recipe {recipe_name!r}; choose one of {', '.join(recipes)}")
+    distributed.init_from_env()
+    if not resume:  # every torchrun process must write to rank 0's run folder
+        name = distributed.agree(name or paths.new_run_name())
     folder = paths.training_run_dir(kind, name, resume)
     if not resume:
         return folder, recipes[recipe_name].with_overrides(**overrides), options
@@ -63,26 +69,51 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
                  device_name: str, resume: bool,
                  build_task: Callable[["torch.device"], "Task"]) -> None:
     """Shared by `train cnn` and `train vae`: seed, build the task, fit (or resume), report."""
-    from fmtool import console
-    from fmtool.device import choose_device, describe, precision_name, seed_everything
+    import torch
+
+    from fmtool import console, distributed
+    from fmtool.device import describe, precision_name, seed_everything
     from fmtool.train import Trainer, TrainingInterrupted
 
-    device = choose_device(device_name)
-    console.stderr.print(f"fmtool train {kind}: run [bold]{folder.name}[/] on {describe(device)}")
-    console.stderr.print(f"recipe {recipe.name}: " + ", ".join(
+    device = start_device(device_name)
+    say = console.stderr.print if distributed.is_main() else (lambda *a, **k: None)
+    world = distributed.world_size()
+    say(f"fmtool train {kind}: run [bold]{folder.name}[/] on {describe(device)}"
+        + (f" x {world} processes (global batch {recipe.batch_size * world})" if world > 1 else ""))
+    say(f"recipe {recipe.name}: " + ", ".join(
         f"{k}={v}" for k, v in recipe.to_dict().items() if k not in ("name", "description")))
     seed_everything(recipe.seed)
     task = build_task(device)
-    console.stderr.print(f"precision {precision_name(task.precision)}")
-    trainer = Trainer(task, recipe, folder, device, options=options)
-    if resume:
-        trainer.resume()
-        console.stderr.print(f"resuming at epoch {trainer.state.epoch + 1}, "
-                             f"batch {trainer.state.step + 1}")
+    compiled = _compile_choice(options.get("compile", "off"), device)
+    say(f"precision {precision_name(task.precision)}, compile {'on' if compiled else 'off'}")
+    trainer = Trainer(task, recipe, folder, device, options=options, compile=compiled,
+                      channels_last=device.type == "cuda")
+    if world > 1:  # weights are synchronised now; give each rank its own dropout masks
+        torch.manual_seed(recipe.seed + distributed.rank())
     try:
+        if resume:
+            trainer.resume()
+            say(f"resuming at epoch {trainer.state.epoch + 1}, batch {trainer.state.step + 1}")
         history = trainer.fit()
     except TrainingInterrupted:
-        console.stderr.print(f"stopped; continue with: fmtool train {kind} --name {folder.name} --resume")
+        say(f"stopped; continue with: fmtool train {kind} --name {folder.name} --resume")
         raise typer.Exit(130)
-    console.stderr.print(f"done: {len(history)} epochs, best {task.best_metric} "
-                         f"{trainer.state.best:.4f}; run folder {folder}")
+    finally:
+        distributed.shutdown()
+    say(f"done: {len(history)} epochs, best {task.best_metric} {trainer.state.best:.4f}; "
+        f"run folder {folder}")
+
+
+def start_device(device_name: str) -> "torch.device":
+    """The chosen device; under torchrun, this process's own GPU."""
+    from fmtool import distributed
+    from fmtool.device import choose_device
+
+    return distributed.local_device(choose_device(device_name))
+
+
+def _compile_choice(choice: str, device: "torch.device") -> bool:
+    """`auto` compiles on CUDA, where it pays back its start-up time; CPU compiles are slow."""
+    if choice not in ("auto", "on", "off"):
+        raise UserError(f"--compile must be auto, on or off, not {choice!r}")
+    return choice == "on" or (choice == "auto" and device.type == "cuda")

@@ -8,7 +8,7 @@ stdout = Console(highlight=False, soft_wrap=True)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def progress(transient: bool = False):
+def progress(transient: bool = False, disable: bool = False):
     """The one progress display every long command uses (rich, on stderr)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -23,4 +23,5 @@ def progress(transient: bool = False):
         TimeRemainingColumn(),
         console=stderr,
         transient=transient,
+        disable=disable,
     )

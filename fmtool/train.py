@@ -11,6 +11,7 @@ at the exact batch where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 from torch import nn
 
-from fmtool import console
+from fmtool import console, distributed
 from fmtool.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.errors import UserError
 from fmtool.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
@@ -149,10 +150,19 @@ class Trainer:
     options: dict[str, Any] = field(default_factory=dict)  # CLI choices a resume must reuse
     log_every: int = 20
     should_stop: Callable[[], bool] | None = None  # tests use this to simulate Ctrl-C
+    channels_last: bool = False
+    compile: bool = False
     state: TrainState = field(default_factory=TrainState)
 
     def __post_init__(self) -> None:
+        # self.model is the plain module (saved, evaluated); the task steps through the
+        # DDP-wrapped and/or compiled view of the same parameters.
         self.model = self.task.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        stepped = distributed.wrap(self.model, self.device)
+        self.task.model = torch.compile(stepped) if self.compile else stepped
+        self.main = distributed.is_main()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.recipe.lr,
                                           weight_decay=self.recipe.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
@@ -169,6 +179,8 @@ class Trainer:
                 "options": self.options, "epoch": self.state.epoch, "metrics": last}
 
     def _save_last(self) -> None:
+        if not self.main:
+            return
         s = self.state
         train_state = {
             "optimizer": self.optimizer.state_dict(),
@@ -200,7 +212,10 @@ class Trainer:
         self.state = TrainState(epoch=ts["epoch"], step=ts["step"], sums=dict(ts["sums"]),
                                 history=json.loads(ts["history"]), best=ts["best"],
                                 elapsed=ts["elapsed"])
-        write_metrics(self.run_dir, self.state.history)
+        if distributed.is_distributed():  # mid-epoch state is per rank; restart the epoch
+            self.state.step, self.state.sums = 0, {}
+        if self.main:
+            write_metrics(self.run_dir, self.state.history)
 
     # -- the loop ----------------------------------------------------------------------------
     def _improved(self, value: float) -> bool:
@@ -221,13 +236,22 @@ class Trainer:
         running.clear()
 
     def fit(self) -> list[dict[str, Any]]:
-        """Trains to recipe.epochs; returns the history. Raises TrainingInterrupted on Ctrl-C."""
-        with run_lock(self.run_dir), _StopFlag() as flag:
-            run_info = {"kind": self.task.kind, "recipe": self.recipe.to_dict(),
-                        "options": self.options}
-            _write_text_atomic(self.run_dir / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
-            stop = self.should_stop or (lambda: flag.requested)
-            with console.progress() as bars:
+        """Trains to recipe.epochs; returns the history. Raises TrainingInterrupted on Ctrl-C.
+
+        Under torchrun only rank 0 locks the run, writes files and shows progress; Ctrl-C is
+        left to torchrun there (ranks cannot agree on a batch to stop at without a collective
+        per step), and --resume restarts the interrupted epoch.
+        """
+        single = not distributed.is_distributed()
+        with contextlib.ExitStack() as stack:
+            if self.main:
+                stack.enter_context(run_lock(self.run_dir))
+                run_info = {"kind": self.task.kind, "recipe": self.recipe.to_dict(),
+                            "options": self.options}
+                _write_text_atomic(self.run_dir / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
+            flag = stack.enter_context(_StopFlag()) if single else None
+            stop = self.should_stop or (lambda: flag is not None and flag.requested)
+            with console.progress(disable=not self.main) as bars:
                 epochs = bars.add_task("epochs", total=self.recipe.epochs,
                                        completed=self.state.epoch, status="")
                 while self.state.epoch < self.recipe.epochs:
@@ -249,7 +273,7 @@ class Trainer:
 
     def _train_epoch(self, bars: Any, stop: Callable[[], bool]) -> None:
         s = self.state
-        batches = self.task.batches(s.epoch)
+        batches = distributed.shard_batches(list(self.task.batches(s.epoch)), self.recipe.batch_size)
         bar = bars.add_task(f"epoch {s.epoch + 1}", total=len(batches), completed=s.step,
                             status="")
         self.model.train()
@@ -271,21 +295,25 @@ class Trainer:
                 self._save_last()
                 raise TrainingInterrupted(self.run_dir)
         bars.remove_task(bar)
+        train_seconds = time.perf_counter() - start
         epoch_lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         record: dict[str, Any] = {"epoch": s.epoch + 1}
-        record.update(self.task.summarize(s.sums))
+        record.update(self.task.summarize(distributed.all_reduce_sums(s.sums, self.device)))
         record.update(self.task.evaluate())
-        train_seconds = time.perf_counter() - start
-        s.elapsed += train_seconds
-        record.update(lr=epoch_lr, seconds=round(train_seconds, 3),
-                      images_per_s=round(seen / max(train_seconds, 1e-9), 1))
+        epoch_seconds = time.perf_counter() - start
+        s.elapsed += epoch_seconds
+        images = seen * distributed.world_size()
+        record.update(lr=epoch_lr, seconds=round(epoch_seconds, 3),
+                      images_per_s=round(images / max(train_seconds, 1e-9), 1))
         s.epoch, s.step, s.sums = s.epoch + 1, 0, {}
         s.history.append(record)
         improved = self._improved(float(record[self.task.best_metric]))
         if improved:
             s.best = float(record[self.task.best_metric])
         self._save_last()
+        if not self.main:
+            return
         if improved:
             save_checkpoint(self.run_dir / BEST_CHECKPOINT,
                             Checkpoint(self._meta(), self.model.state_dict()))
