@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from fmtool import __version__
 from fmtool.cli_common import CompileOpt, DeviceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, print_json
 from fmtool.errors import UserError
+from fmtool.recipes import CNN_RECIPES
 
 
 class _Group(TyperGroup):
@@ -90,19 +91,49 @@ def _recipe_help(recipes: dict[str, Any]) -> str:
     return "; ".join(f"{name}: {r.description}" for name, r in recipes.items())
 
 
-@train_app.command("cnn")
+def _recipes_help(recipes: dict[str, Any]) -> str:
+    return "\n\n".join(f"[bold]{name}[/]: {r.description}" for name, r in recipes.items())
+
+
+_TRAIN_CNN_HELP = f"""Train the report's CNN on Fashion-MNIST (downloaded on first use).
+
+Recipes (--recipe):
+
+{_recipes_help(CNN_RECIPES)}
+
+Every value below overrides the recipe's. The best epoch is picked on --val-size training images held out (never on the test set); --val-size 0 picks on test accuracy, the report's own measure. The run folder keeps run.json, metrics.jsonl, last.pt (resumable) and best.pt. Progress goes to stderr.
+
+Ctrl-C stops cleanly with a resumable checkpoint; --resume continues to the same result as an uninterrupted run on the same device. Under torchrun, --batch-size is per process.
+"""
+
+Opt = typer.Option
+AugmentPanel = "Recipe: augmentation and regularisation"
+SchedulePanel = "Recipe: optimisation"
+
+
+@train_app.command("cnn", help=_TRAIN_CNN_HELP)
 def train_cnn(
-    recipe: Annotated[str, typer.Option(help="Starting recipe: paper = the report's Table 1.")] = "paper",
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (paper: 100).", min=1)] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size (paper: 64).", min=1)] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Adam learning rate (paper: 5e-4).")] = None,
-    weight_decay: Annotated[Optional[float], typer.Option(help="Adam weight decay (paper: 1e-3).")] = None,
-    step_size: Annotated[Optional[int], typer.Option(help="StepLR period in epochs (paper: 10).", min=1)] = None,
-    gamma: Annotated[Optional[float], typer.Option(help="StepLR factor (paper: 0.5).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (paper: 6).")] = None,
-    width: Annotated[float, typer.Option(help="Scale every layer's channels (1.0 = the report's model).", min=0.05)] = 1.0,
-    limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N images.", min=1)] = None,
-    test_limit: Annotated[Optional[int], typer.Option(help="Evaluate each epoch on N test images only.", min=1)] = None,
+    recipe: Annotated[str, Opt(help="paper, strong or cpu (see above).")] = "paper",
+    epochs: Annotated[Optional[int], Opt(help="Epochs (paper: 100).", min=1, rich_help_panel=SchedulePanel)] = None,
+    batch_size: Annotated[Optional[int], Opt(help="Batch size (paper: 64).", min=1, rich_help_panel=SchedulePanel)] = None,
+    lr: Annotated[Optional[float], Opt(help="Learning rate; the peak for onecycle (paper: 5e-4).", rich_help_panel=SchedulePanel)] = None,
+    weight_decay: Annotated[Optional[float], Opt(help="Weight decay (paper: 1e-3).", rich_help_panel=SchedulePanel)] = None,
+    optimizer: Annotated[Optional[str], Opt(help="adam (the report's) or adamw.", rich_help_panel=SchedulePanel)] = None,
+    schedule: Annotated[Optional[str], Opt(help="step (StepLR, the report's), onecycle or cosine.", rich_help_panel=SchedulePanel)] = None,
+    step_size: Annotated[Optional[int], Opt(help="StepLR period in epochs (paper: 10).", min=1, rich_help_panel=SchedulePanel)] = None,
+    gamma: Annotated[Optional[float], Opt(help="StepLR factor (paper: 0.5).", rich_help_panel=SchedulePanel)] = None,
+    warmup: Annotated[Optional[float], Opt(help="Warm-up fraction of all batches (onecycle, cosine).", min=0.0, max=1.0, rich_help_panel=SchedulePanel)] = None,
+    ema_decay: Annotated[Optional[float], Opt(help="Weight EMA decay per batch; 0 = off.", min=0.0, max=1.0, rich_help_panel=SchedulePanel)] = None,
+    seed: Annotated[Optional[int], Opt(help="Random seed (paper: 6).")] = None,
+    crop_padding: Annotated[Optional[int], Opt(help="Random crop after padding by N pixels; 0 = off.", min=0, rich_help_panel=AugmentPanel)] = None,
+    flip: Annotated[Optional[bool], Opt("--flip/--no-flip", help="Random horizontal flips.", rich_help_panel=AugmentPanel, show_default=False)] = None,
+    erase: Annotated[Optional[float], Opt(help="Random-erasing probability; 0 = off.", min=0.0, max=1.0, rich_help_panel=AugmentPanel)] = None,
+    label_smoothing: Annotated[Optional[float], Opt(help="Label smoothing; 0 = off.", min=0.0, max=0.5, rich_help_panel=AugmentPanel)] = None,
+    tta: Annotated[Optional[bool], Opt("--tta/--no-tta", help="Evaluate on each image and its mirror.", rich_help_panel=AugmentPanel, show_default=False)] = None,
+    width: Annotated[Optional[float], Opt(help="Scale every layer's channels (paper: 1.0).", min=0.05)] = None,
+    val_size: Annotated[Optional[int], Opt(help="Training images held out to pick the best epoch (default 5000; a tenth of --limit at most).", min=0)] = None,
+    limit: Annotated[Optional[int], Opt(help="Train on a seeded random subset of N images.", min=1)] = None,
+    test_limit: Annotated[Optional[int], Opt(help="Evaluate each epoch on N test images only.", min=1)] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     compile: CompileOpt = "auto",
@@ -110,19 +141,14 @@ def train_cnn(
     name: NameOpt = None,
     resume: ResumeOpt = False,
 ) -> None:
-    """Train the report's CNN on Fashion-MNIST (downloaded on first use).
-
-    The run folder keeps run.json (recipe and options), metrics.jsonl, last.pt (resumable) and best.pt (highest test accuracy, the report's measure). Progress goes to stderr.
-
-    Ctrl-C stops cleanly with a resumable checkpoint; --resume continues to the same result as an uninterrupted run on the same device.
-    """
     from fmtool.cli_common import choose_recipe, run_training
-    from fmtool.recipes import CNN_RECIPES
 
     overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                     step_size=step_size, gamma=gamma, seed=seed)
-    options = {"width": width, "limit": limit, "test_limit": test_limit, "precision": precision,
-               "compile": compile}
+                     optimizer=optimizer, schedule=schedule, step_size=step_size, gamma=gamma,
+                     warmup=warmup, ema_decay=ema_decay, seed=seed, crop_padding=crop_padding,
+                     flip=flip, erase=erase, label_smoothing=label_smoothing, tta_flip=tta,
+                     width=width, val_size=val_size)
+    options = {"limit": limit, "test_limit": test_limit, "precision": precision, "compile": compile}
     folder, chosen, options = choose_recipe("cnn", CNN_RECIPES, recipe, name, resume,
                                             overrides, options)
 
@@ -131,8 +157,8 @@ def train_cnn(
         from fmtool.data.fashion import load_fashion_mnist
         from fmtool.device import choose_precision
 
-        return CNNTask(load_fashion_mnist(data_dir), chosen, device, width=options["width"],
-                       limit=options["limit"], test_limit=options["test_limit"],
+        return CNNTask(load_fashion_mnist(data_dir), chosen, device, limit=options["limit"],
+                       test_limit=options["test_limit"],
                        precision=choose_precision(options.get("precision", "auto"), device))
 
     run_training("cnn", chosen, options, folder, device, resume, build_task)

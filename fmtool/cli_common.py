@@ -100,8 +100,23 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
         raise typer.Exit(130)
     finally:
         distributed.shutdown()
-    say(f"done: {len(history)} epochs, best {task.best_metric} {trainer.state.best:.4f}; "
-        f"run folder {folder}")
+    say(f"done: {len(history)} epochs; run folder {folder}")
+    say(selection_summary(history, task.best_metric, task.best_mode))
+
+
+def selection_summary(history: list[dict[str, Any]], metric: str, mode: str) -> str:
+    """Which epoch best.pt holds and its test numbers; plus the report's measure (best test
+    accuracy over all epochs), labelled, since it peeks at the test set."""
+    pick = max if mode == "max" else min
+    best = pick(history, key=lambda r: r[metric])
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in best.items()
+                      if k.startswith(("val_", "test_")) and isinstance(v, float))
+    line = f"best.pt: epoch {best['epoch']} (selected by {metric}): {shown}"
+    if metric != "test_acc" and "test_acc" in best:
+        peak = max(history, key=lambda r: r["test_acc"])
+        line += (f"\nthe report's measure, best test_acc over epochs: {peak['test_acc']:.4f} "
+                 f"(epoch {peak['epoch']})")
+    return line
 
 
 def start_device(device_name: str) -> "torch.device":

@@ -23,7 +23,7 @@ def evaluate_checkpoint(path: Path, device: torch.device, data_dir: Path | None 
     data = fashion.load_fashion_mnist(data_dir)
     images, labels = fashion.subset(data.test_images, data.test_labels, limit, seed=0)
     logits = predict_logits(model, images, meta["architecture"]["image_size"], device,
-                            dtype=precision)
+                            dtype=precision, tta_flip=meta.get("tta_flip", False))
     metrics = classification_metrics(logits, labels)
     names = meta["class_names"]
     matrix = confusion_matrix(metrics["predictions"], labels, len(names))

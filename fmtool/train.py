@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 from torch import nn
 
-from fmtool import console, distributed
+from fmtool import console, distributed, schedules
 from fmtool.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.errors import UserError
 from fmtool.paths import BEST_CHECKPOINT, LAST_CHECKPOINT
@@ -53,8 +53,8 @@ class Task(Protocol):
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         """Turns the epoch's sums into train metrics, e.g. {'train_loss': .., 'train_acc': ..}."""
 
-    def evaluate(self) -> dict[str, float]:
-        """Held-out metrics at the end of an epoch, e.g. {'test_loss': .., 'test_acc': ..}."""
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Held-out metrics of `model` (the weights or their EMA), e.g. {'test_acc': ..}."""
 
     def meta(self) -> dict[str, Any]:
         """What a checkpoint must carry to be used without the training code's arguments."""
@@ -163,16 +163,23 @@ class Trainer:
         stepped = distributed.wrap(self.model, self.device)
         self.task.model = torch.compile(stepped) if self.compile else stepped
         self.main = distributed.is_main()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.recipe.lr,
-                                          weight_decay=self.recipe.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=self.recipe.step_size, gamma=self.recipe.gamma)
+        self.optimizer = schedules.make_optimizer(self.model, self.recipe)
+        steps = len(distributed.shard_batches(list(self.task.batches(0)), self.recipe.batch_size))
+        self.scheduler = schedules.make_schedule(self.optimizer, self.recipe, steps)
+        self.per_batch_schedule = schedules.steps_per_batch(self.recipe)
+        self.ema = (schedules.WeightEMA(self.model, self.recipe.ema_decay)
+                    if self.recipe.ema_decay > 0 else None)
         # A task that autocasts to fp16 on a GPU needs loss scaling; bf16 and fp32 do not.
         fp16 = getattr(self.task, "precision", None) == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=fp16 and self.device.type == "cuda")
 
     # -- checkpoints -------------------------------------------------------------------------
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated and kept in best.pt: the EMA when the recipe has one."""
+        return self.ema.model if self.ema is not None else self.model
+
     def _meta(self) -> dict[str, Any]:
         last = self.state.history[-1] if self.state.history else {}
         return {**self.task.meta(), "kind": self.task.kind, "recipe": self.recipe.to_dict(),
@@ -186,6 +193,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "epochs": self.recipe.epochs,
             "rng": _rng_state(self.device),
             "epoch": s.epoch, "step": s.step, "sums": dict(s.sums),
             "history": json.dumps(s.history), "best": s.best, "elapsed": s.elapsed,
@@ -203,7 +212,12 @@ class Trainer:
         if ckpt.train_state is None:
             raise UserError(f"{path} holds no training state; it cannot be resumed")
         ts = ckpt.train_state
+        if self.per_batch_schedule and ts.get("epochs", self.recipe.epochs) != self.recipe.epochs:
+            raise UserError(f"run {self.run_dir.name} uses the {self.recipe.schedule} schedule, "
+                            "which is planned for its epoch count; --epochs cannot change on resume")
         self.model.load_state_dict(ckpt.model)
+        if self.ema is not None and ts.get("ema"):
+            self.ema.load_state_dict(ts["ema"])
         self.optimizer.load_state_dict(ts["optimizer"])
         self.scheduler.load_state_dict(ts["scheduler"])
         if ts.get("scaler"):
@@ -269,6 +283,10 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.per_batch_schedule:
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return sums
 
     def _train_epoch(self, bars: Any, stop: Callable[[], bool]) -> None:
@@ -297,10 +315,11 @@ class Trainer:
         bars.remove_task(bar)
         train_seconds = time.perf_counter() - start
         epoch_lr = self.optimizer.param_groups[0]["lr"]
-        self.scheduler.step()
+        if not self.per_batch_schedule:
+            self.scheduler.step()
         record: dict[str, Any] = {"epoch": s.epoch + 1}
         record.update(self.task.summarize(distributed.all_reduce_sums(s.sums, self.device)))
-        record.update(self.task.evaluate())
+        record.update(self.task.evaluate(self.eval_model))
         epoch_seconds = time.perf_counter() - start
         s.elapsed += epoch_seconds
         images = seen * distributed.world_size()
@@ -315,8 +334,9 @@ class Trainer:
         if not self.main:
             return
         if improved:
+            weights = self.ema.model if self.ema is not None else self.model
             save_checkpoint(self.run_dir / BEST_CHECKPOINT,
-                            Checkpoint(self._meta(), self.model.state_dict()))
+                            Checkpoint(self._meta(), weights.state_dict()))
         write_metrics(self.run_dir, s.history)
         self.task.after_epoch(self.run_dir, s.epoch)
         console.stderr.print(f"epoch {s.epoch}/{self.recipe.epochs}  {self._epoch_line(record)}"

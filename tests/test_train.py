@@ -15,7 +15,7 @@ from fmtool.runlock import run_lock
 from fmtool.train import Trainer, TrainingInterrupted, read_metrics
 
 CPU = torch.device("cpu")
-RECIPE = CNN_RECIPES["paper"].with_overrides(epochs=4, batch_size=16, lr=2e-3, step_size=3)
+RECIPE = CNN_RECIPES["paper"].with_overrides(epochs=4, batch_size=16, lr=2e-3, step_size=3, val_size=0)
 
 
 def trainer(data_dir: Path, run_dir: Path, **kwargs) -> Trainer:

@@ -1,0 +1,106 @@
+"""Recipes beyond the report's: augmentation, schedules, EMA, validation-based selection, width."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fmtool import augment
+from fmtool.checkpoint import load_checkpoint
+from fmtool.classifier import CNNTask
+from fmtool.data.fashion import load_from_dir
+from fmtool.device import seed_everything
+from fmtool.recipes import CNN_RECIPES
+from fmtool.schedules import WeightEMA, make_optimizer, make_schedule
+from fmtool.train import Trainer
+
+CPU = torch.device("cpu")
+
+
+def test_the_paper_recipe_is_table_1():
+    paper = CNN_RECIPES["paper"]
+    assert (paper.optimizer, paper.lr, paper.weight_decay, paper.schedule) == ("adam", 5e-4, 1e-3, "step")
+    assert (paper.step_size, paper.gamma, paper.epochs, paper.batch_size, paper.seed) == (10, 0.5, 100, 64, 6)
+    assert (paper.label_smoothing, paper.ema_decay, paper.crop_padding, paper.flip, paper.erase,
+            paper.tta_flip, paper.width) == (0.0, 0.0, 0, False, 0.0, False, 1.0)
+
+
+def test_random_crop_shifts_content_and_fills_with_background():
+    images = torch.zeros(64, 28, 28, dtype=torch.uint8)
+    images[:, 10:18, 10:18] = 255
+    shifted = augment.random_crop(images, 2)
+    assert shifted.shape == images.shape and shifted.dtype == torch.uint8
+    assert (shifted.sum((1, 2)) == images[0].sum()).all()  # the square never leaves the frame
+    assert len({tuple(s.nonzero()[0].tolist()) for s in shifted}) > 5  # many different shifts
+
+
+def test_flip_and_erase_act_on_whole_batches():
+    images = torch.arange(28, dtype=torch.uint8).repeat(200, 28, 1)
+    flipped = augment.random_flip(images)
+    mirrored = (flipped[:, 0, 0] == 27).float().mean()
+    assert 0.3 < mirrored < 0.7
+    x = torch.ones(200, 1, 32, 32)
+    erased = augment.random_erase(x, probability=0.5)
+    fraction = (erased == 0).flatten(1).any(1).float().mean()
+    assert 0.3 < fraction < 0.7
+    assert torch.equal(augment.random_erase(x, 0.0), x)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
+def test_per_batch_schedules_warm_up_then_decay(schedule: str):
+    recipe = CNN_RECIPES["cpu"].with_overrides(schedule=schedule, epochs=2, warmup=0.25, lr=1e-2)
+    model = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer(model, recipe)
+    scheduler = make_schedule(optimizer, recipe, steps_per_epoch=10)
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    peak = rates.index(max(rates))
+    assert 3 <= peak <= 6 and max(rates) == pytest.approx(1e-2, rel=0.05)
+    assert rates[-1] < rates[0] and rates[-1] < 1e-3
+
+
+def test_weight_ema_ramps_up_then_trails_the_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    ema = WeightEMA(model, decay=0.9)
+    start = float(ema.model.weight)
+    with torch.no_grad():
+        model.weight.fill_(start + 1.0)
+    ema.update(model)
+    first_decay = 2 / 11  # (1 + t) / (10 + t) at t = 1, below 0.9
+    assert float(ema.model.weight) == pytest.approx(start + (1 - first_decay), rel=1e-5)
+    for _ in range(60):
+        ema.update(model)
+    assert float(ema.model.weight) == pytest.approx(start + 1.0, abs=1e-2)
+
+
+def test_best_epoch_is_picked_on_validation_and_ema_weights_are_kept(tiny_fashion: Path, tmp_path: Path):
+    recipe = CNN_RECIPES["strong"].with_overrides(epochs=2, batch_size=16, width=0.125, val_size=40)
+    seed_everything(recipe.seed)
+    task = CNNTask(load_from_dir(tiny_fashion), recipe, CPU)
+    assert task.val_size == 20  # a tenth of the 200 training images at most
+    assert len(task.train_x) == 180
+    trainer = Trainer(task, recipe, tmp_path / "run", CPU)
+    history = trainer.fit()
+    assert {"val_acc", "test_acc"} <= set(history[0])
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    picked = max(history, key=lambda r: r["val_acc"])
+    assert best.meta["epoch"] == picked["epoch"] and best.meta["tta_flip"] is True
+    if picked["epoch"] == 2:
+        for key, value in trainer.ema.model.state_dict().items():
+            assert torch.equal(best.model[key], value)
+
+
+def test_cpu_recipe_is_a_quarter_width_model():
+    task = CNNTask(load_from_dir_stub(), CNN_RECIPES["cpu"], CPU)
+    assert task.model.conv9[0].out_channels == 128
+
+
+def load_from_dir_stub():
+    from fmtool.data.fashion import FashionMNIST
+
+    images = torch.zeros(20, 28, 28, dtype=torch.uint8)
+    labels = torch.arange(20) % 10
+    return FashionMNIST(images, labels, images, labels, Path("stub"))
