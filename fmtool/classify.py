@@ -27,8 +27,8 @@ def classify_files(files: list[Path], checkpoint: Path, device: torch.device, to
             results.append({"path": str(file), "error": str(exc)})
     if items:
         batch = torch.from_numpy(np.stack(items))
-        probabilities = predict_logits(model, batch, meta["architecture"]["image_size"],
-                                       device).softmax(1)
+        probabilities = predict_logits(model, batch, meta["architecture"]["image_size"], device,
+                                       tta_flip=meta.get("tta_flip", False)).softmax(1)
         k = min(top_k, len(names))
         top = probabilities.topk(k, dim=1)
         good = iter(zip(top.values.tolist(), top.indices.tolist()))
