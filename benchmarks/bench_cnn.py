@@ -99,11 +99,12 @@ def plain_evaluation(model, data, device, batch_size):
     return step
 
 
-def fmtool_training(data, device, batch_size, width, precision):
+def fmtool_training(data, device, batch_size, width, precision, compile_model=False):
     torch.manual_seed(0)
-    recipe = CNN_RECIPES["paper"].with_overrides(batch_size=batch_size)
+    recipe = CNN_RECIPES["paper"].with_overrides(batch_size=batch_size, val_size=0)
     task = CNNTask(data, recipe, device, width=width, precision=precision)
-    trainer = Trainer(task, recipe, Path(tempfile.mkdtemp()), device)
+    trainer = Trainer(task, recipe, Path(tempfile.mkdtemp()), device, compile=compile_model,
+                      channels_last=device.type == "cuda")
     batches = task.batches(0)
     trainer.model.train()
 
@@ -146,6 +147,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile fmtool's model")
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--batches", type=int, default=8, help="timed batches per measurement")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -156,12 +158,15 @@ def main() -> None:
     precision = choose_precision(args.precision, device)
     data = synthetic(max(args.batches + 4, 8) * max(args.batch_size, args.eval_batch_size))
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"width {args.width}, fmtool precision {precision_name(precision)}")
+          f"width {args.width}, fmtool precision {precision_name(precision)}, "
+          f"compile {'on' if args.compile else 'off'}")
 
     plain_step, plain_model = plain_training(data, device, args.batch_size, args.width)
     plain_train = rate(plain_step, args.batches, args.batch_size, device)
-    ours_step, ours_model = fmtool_training(data, device, args.batch_size, args.width, precision)
-    ours_train = rate(ours_step, args.batches, args.batch_size, device)
+    ours_step, ours_model = fmtool_training(data, device, args.batch_size, args.width, precision,
+                                            args.compile)
+    ours_train = rate(ours_step, args.batches, args.batch_size, device,
+                      warmup=5 if args.compile else 2)
     plain_eval = rate(plain_evaluation(plain_model, data, device, args.batch_size),
                       args.batches, args.batch_size, device)
     ours_eval = rate(fmtool_evaluation(ours_model, data, device, args.eval_batch_size, precision),

@@ -9,7 +9,8 @@ a bare `decode(encode(x).mu)` loop. `--files N` also times the whole `reconstruc
 (JPEG decoding, crop, model, PNGs, grids, CSV) on N synthetic 250x250 JPEGs.
 
 Usage: python benchmarks/bench_vae.py [--sizes 64 224] [--batches 3] [--batch-size 16]
-                                      [--files 0] [--device auto]
+                                      [--files 0] [--device auto] [--precision fp32|bf16]
+`--precision bf16` runs both sides' forward passes under the same autocast.
 The default is quick (a few batches); raise --batches and --batch-size for steadier numbers.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import torch
 
 from fmtool.data.faces import FaceSplits, to_unit
-from fmtool.device import choose_device, describe
+from fmtool.device import autocast, choose_device, describe
 from fmtool.models.vae import FaceVAE, vae_loss_terms
 from fmtool.recipes import VAE_RECIPES, Recipe
 from fmtool.train import Trainer
@@ -36,7 +37,7 @@ LATENT = 256
 class _UnvalidatedTask(VAETask):
     """The real task with validation and figures off: only the training steps are timed."""
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
         return {"val_loss": 0.0}
 
     def after_epoch(self, run_dir: Path, epoch: int) -> None:
@@ -53,17 +54,19 @@ def _faces(count: int, size: int) -> torch.Tensor:
                          generator=torch.Generator().manual_seed(0))
 
 
-def engine_training(recipe: Recipe, images: torch.Tensor, device: torch.device) -> float:
+def engine_training(recipe: Recipe, images: torch.Tensor, device: torch.device,
+                    precision: torch.dtype | None) -> float:
     splits = FaceSplits(train=images, val=images[:2], train_people=1, val_people=1,
                         source=Path("random"))
     torch.manual_seed(0)
-    task = _UnvalidatedTask(splits, recipe, device, latent_dim=LATENT)
+    task = _UnvalidatedTask(splits, recipe, device, latent_dim=LATENT, precision=precision)
     with tempfile.TemporaryDirectory() as folder:
-        history = Trainer(task, recipe, Path(folder) / "run", device, log_every=10**9).fit()
+        history = Trainer(task, recipe, Path(folder) / "run", device).fit()
     return history[-1]["images_per_s"]
 
 
-def plain_training(recipe: Recipe, images: torch.Tensor, device: torch.device) -> float:
+def plain_training(recipe: Recipe, images: torch.Tensor, device: torch.device,
+                   precision: torch.dtype | None) -> float:
     torch.manual_seed(0)
     model = FaceVAE(recipe.image_size, LATENT).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
@@ -75,7 +78,8 @@ def plain_training(recipe: Recipe, images: torch.Tensor, device: torch.device) -
         start = time.perf_counter()
         for batch in order.split(recipe.batch_size):
             x = to_unit(data[batch.to(device)])
-            logits, mu, logvar = model(x)
+            with autocast(device, precision):
+                logits, mu, logvar = model(x)
             bce, kl = vae_loss_terms(logits, x, mu, logvar)
             loss = (bce + kl).mean()
             optimizer.zero_grad(set_to_none=True)
@@ -86,13 +90,17 @@ def plain_training(recipe: Recipe, images: torch.Tensor, device: torch.device) -
     return rate
 
 
-def _timed(fn, count: int, device: torch.device) -> float:
-    fn()  # warm-up
-    _sync(device)
-    start = time.perf_counter()
+def _timed(fn, count: int, device: torch.device, repeats: int = 3) -> float:
+    """Images per second of `fn` after one warm-up call: the best of `repeats` runs."""
     fn()
-    _sync(device)
-    return count / (time.perf_counter() - start)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return count / best
 
 
 def reconstruction(size: int, images: torch.Tensor, device: torch.device) -> tuple[float, float]:
@@ -100,10 +108,12 @@ def reconstruction(size: int, images: torch.Tensor, device: torch.device) -> tup
     model = FaceVAE(size, LATENT).to(device).eval()
 
     @torch.inference_mode()
-    def plain() -> None:
+    def plain() -> torch.Tensor:  # the same result: every reconstruction as one CPU tensor
+        out = []
         for chunk in images.split(128):
             x = chunk.to(device).float().div_(255)
-            model.decode(model.encode(x)[0]).cpu()
+            out.append(model.decode(model.encode(x)[0]).cpu())
+        return torch.cat(out)
 
     engine = _timed(lambda: reconstruct(model, images, device), len(images), device)
     return engine, _timed(plain, len(images), device)
@@ -144,19 +154,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--files", type=int, default=0, help="also time `reconstruct` on N JPEGs")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args()
     os.environ.setdefault("FMTOOL_HOME", tempfile.mkdtemp(prefix="fmtool-bench-"))
 
     device = choose_device(args.device)
+    precision = torch.bfloat16 if args.precision == "bf16" else None
     print(f"device {describe(device)}, torch {torch.__version__}, batch {args.batch_size}, "
-          f"{args.batches} timed batches")
+          f"{args.batches} timed batches, {args.precision}")
     print(f"{'size':>5}  {'what':<22}{'fmtool img/s':>14}{'plain img/s':>13}{'ratio':>8}")
     for size in args.sizes:
         recipe = VAE_RECIPES["paper"].with_overrides(epochs=2, image_size=size,
                                                      batch_size=args.batch_size)
         images = _faces(args.batches * args.batch_size, size)
-        plain = plain_training(recipe, images, device)
-        engine = engine_training(recipe, images, device)
+        plain = plain_training(recipe, images, device, precision)
+        engine = engine_training(recipe, images, device, precision)
         print(f"{size:>5}  {'train':<22}{engine:>14.1f}{plain:>13.1f}{engine / plain:>8.2f}",
               flush=True)
         engine, plain = reconstruction(size, images, device)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fmtool.cli_common import DeviceOpt, JsonOpt, NameOpt, ResumeOpt, print_json
+from fmtool.cli_common import CompileOpt, DeviceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, print_json
 from fmtool.errors import UserError
 
 FacesDirOpt = Annotated[Optional[Path], typer.Option(
@@ -43,6 +43,8 @@ def train_vae(
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N training faces.", min=2)] = None,
     val_limit: Annotated[Optional[int], typer.Option(help="Validate each epoch on N held-out faces only.", min=1)] = None,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    compile: CompileOpt = "auto",
     data_dir: FacesDirOpt = None,
     name: NameOpt = None,
     resume: ResumeOpt = False,
@@ -62,20 +64,22 @@ def train_vae(
     overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
                      step_size=step_size, gamma=gamma, seed=seed, image_size=image_size)
     options = {"latent_dim": latent_dim, "val_fraction": val_fraction, "limit": limit,
-               "val_limit": val_limit,
+               "val_limit": val_limit, "precision": precision, "compile": compile,
                "data_dir": str(data_dir.resolve()) if data_dir is not None else None}
     folder, chosen, options = choose_recipe("vae", VAE_RECIPES, recipe, name, resume,
                                             overrides, options)
 
     def build_task(device: Any) -> Any:
         from fmtool.data.faces import load_face_splits
+        from fmtool.device import choose_precision
         from fmtool.vae_task import VAETask
 
         source = Path(options["data_dir"]) if options.get("data_dir") else None
         faces = load_face_splits(source, chosen.image_size, options["val_fraction"], chosen.seed,
                                  options["limit"], options["val_limit"])
         return VAETask(faces, chosen, device, latent_dim=options["latent_dim"],
-                       val_fraction=options["val_fraction"])
+                       val_fraction=options["val_fraction"],
+                       precision=choose_precision(options.get("precision", "auto"), device))
 
     run_training("vae", chosen, options, folder, device, resume, build_task)
 
@@ -133,7 +137,7 @@ def fuse(
     group_a: Annotated[Optional[Path], typer.Option("--group-a", help="Folder of images, or text file of image names (like LFW's female_names.txt).")] = None,
     group_b: Annotated[Optional[Path], typer.Option("--group-b", help="Like --group-a; the direction goes from A to B.")] = None,
     strength: Annotated[float, typer.Option(help="With one face and two groups: add up to STRENGTH x (mean B - mean A).")] = 1.0,
-    group_limit: Annotated[Optional[int], typer.Option(help="Average at most N faces per group (seeded subset).", min=1)] = 256,
+    group_limit: Annotated[int, typer.Option(help="Average at most N faces per group (seeded subset).", min=1)] = 256,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the names in a list file are looked up (else $FMTOOL_FACES_DIR, else the list's folder).", file_okay=False)] = None,
     checkpoint: VaeCheckpointOpt = None,
     force: ForceOpt = False,

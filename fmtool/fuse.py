@@ -28,7 +28,7 @@ from fmtool.data.faces import (ENV_DIR, decode_faces, is_image_name, list_images
                                to_unit)
 from fmtool.errors import UserError
 from fmtool.models.vae import FaceVAE
-from fmtool.vae_task import decode, encode, save_grid
+from fmtool.vae_task import decode, encode, save_grid, save_png
 
 METHODS = ("lerp", "slerp")
 GROUP_SEED = 0
@@ -188,8 +188,6 @@ def output_paths(out: Path, frames: int) -> tuple[Path, list[Path]]:
 
 def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, Any]:
     """Writes the strip (left original, frames, right original) and each frame."""
-    from torchvision.utils import save_image
-
     strip, frames = output_paths(out, len(fusion.frames))
     existing = [p for p in [strip, *frames] if p.exists()]
     if existing and not force:
@@ -199,8 +197,7 @@ def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, An
     row = torch.stack([*left, *fusion.frames, *right])
     save_grid(row, strip, columns=len(row))
     for image, path in zip(fusion.frames, frames):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(image, path)
+        save_png(image, path)
     key = "strength" if fusion.mode == "attribute" else "a"
     return {"mode": fusion.mode, **fusion.info, "strip": str(strip),
             "frames": [{key: round(v, 6), "path": str(p)} for v, p in zip(fusion.values, frames)]}

@@ -30,7 +30,7 @@ from fmtool import console
 from fmtool.analysis import image_metrics
 from fmtool.data.faces import decode_faces, list_images, to_unit
 from fmtool.errors import UserError
-from fmtool.vae_task import alternating, load_vae, reconstruct, save_grid, side_by_side
+from fmtool.vae_task import alternating, load_vae, reconstruct, save_grid, save_png, side_by_side
 
 GRID_PAIRS = 64
 CSV_NAME = "metrics.csv"
@@ -102,8 +102,6 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
                        recursive: bool = False, sample: bool = False, seed: int = 0,
                        force: bool = False) -> dict[str, Any]:
     """Reconstructs every readable image in `folder`; returns a summary (see module docstring)."""
-    from torchvision.utils import save_image
-
     model, meta = load_vae(checkpoint, device)
     prep = meta["preprocessing"]
     size, crop = prep["image_size"], prep["crop"]
@@ -131,14 +129,12 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
                        "psnr": image_metrics.psnr(recons, originals),
                        "ssim": image_metrics.ssim(recons, originals)}
             for i, file in enumerate(batch.files):
-                target = out / targets[file]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                save_image(recons[i], target)
+                save_png(recons[i], out / targets[file])
                 rows.append({"file": file.relative_to(folder).as_posix(),
                              "output": targets[file].as_posix(),
                              **{k: float(v[i]) for k, v in metrics.items()}})
             side_name, alt_name = grids[index]
-            save_grid(side_by_side(originals, recons), out / side_name, columns=1)
+            save_png(side_by_side(originals, recons), out / side_name)
             save_grid(alternating(originals, recons), out / alt_name, columns=16)
             written_grids += [str(out / side_name), str(out / alt_name)]
             bars.update(bar, completed=min(len(files), len(rows) + len(failures)))

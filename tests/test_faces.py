@@ -138,3 +138,14 @@ def test_real_lfw_faces_split_by_person(shared_data: Path):
     assert not {persons[i] for i in train} & {persons[i] for i in val}
     face = load_face(files[0], 64)
     assert face.shape == (64, 64, 3) and 20 < face.mean() < 235  # a real photo, not a blank
+
+
+def test_scikit_learn_is_asked_to_fetch_but_not_to_decode(tmp_path: Path):
+    """With LFW already unpacked, scikit-learn downloads nothing, decodes nothing, and says so
+    with the error fmtool expects (so offline, this runs without a network)."""
+    lfw_home = tmp_path / "lfw_home"
+    write_faces(lfw_home / "lfw_funneled", people=2, per_person=1)
+    for name in ("pairsDevTrain.txt", "pairsDevTest.txt", "pairs.txt"):
+        (lfw_home / name).write_text("1\n")
+    faces._fetch_with_sklearn(tmp_path)  # no exception: nobody had 10**9 pictures
+    assert faces.download_lfw(tmp_path) == lfw_home / "lfw_funneled"

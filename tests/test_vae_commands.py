@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 
 from fmtool.checkpoint import load_checkpoint
 from fmtool.cli import app
-from fmtool.data.faces import load_face_splits
+from fmtool.data.faces import decode_faces, load_face_splits
 from fmtool.device import seed_everything
-from fmtool.data.faces import decode_faces
 from fmtool.fuse import fuse_pair, slerp
 from fmtool.paths import runs_dir
 from fmtool.recipes import VAE_RECIPES

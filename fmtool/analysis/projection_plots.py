@@ -1,5 +1,6 @@
-"""Figures of 2-D projections: one panel per layer side by side (the report's Figures 5 and 6),
-or the images themselves drawn at their coordinates (Figure 7).
+"""Figures of 2-D projections: one panel per layer side by side (the report's Figures 5 and 6;
+more than four panels wrap onto rows of four), or the images themselves drawn at their
+coordinates (Figure 7).
 
 Every class keeps one colour (tab10) in every panel, named in one legend beside the panels.
 Points are drawn in the sample's shuffled order, so no class is always on top. Thumbnails are
@@ -25,6 +26,7 @@ from fmtool.errors import UserError  # noqa: E402
 
 FORMATS = (".png", ".svg", ".pdf")
 THUMB = 28  # pixels per thumbnail (the images' own size)
+MAX_COLUMNS = 4  # more panels than this wrap onto further rows (e.g. --layer all: 3 rows)
 
 
 def check_format(path: Path) -> Path:
@@ -76,13 +78,16 @@ def draw(projections: Sequence[Projection], labels: np.ndarray, class_names: Seq
     point_colours = colours[labels]
     n = len(labels)
     panel = 8.0 if images is not None else 5.0
-    fig, axes = plt.subplots(1, len(projections), figsize=(panel * len(projections), panel),
-                             squeeze=False)
-    for ax, item in zip(axes[0], projections):
+    cols = min(len(projections), MAX_COLUMNS)
+    rows = -(-len(projections) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(panel * cols, panel * rows), squeeze=False)
+    for ax in axes.flat[len(projections):]:
+        ax.set_axis_off()
+    for ax, item in zip(axes.flat, projections):
         if images is not None:
             side = int(np.clip(THUMB * np.sqrt(n) * 1.6, 600, 2400))
             canvas, extent = thumbnail_canvas(item.coords, images, point_colours, side)
-            ax.imshow(canvas, extent=extent, interpolation="antialiased")
+            ax.imshow(canvas, extent=extent, aspect="auto", interpolation="antialiased")
         else:
             ax.scatter(item.coords[:, 0], item.coords[:, 1], c=point_colours,
                        s=float(np.clip(4000 / max(n, 1), 2, 25)), linewidths=0, alpha=0.85)
