@@ -24,7 +24,7 @@ DeviceOpt = Annotated[str, typer.Option(
     "--device", help="auto prefers CUDA, then MPS, then the CPU.",
     metavar="auto|cpu|cuda|mps")]
 PrecisionOpt = Annotated[str, typer.Option(
-    "--precision", help="Autocast dtype; auto = bf16 on CUDA and on CPUs with fast bf16, else fp32.",
+    "--precision", help="Autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.",
     metavar="auto|fp32|bf16|fp16")]
 CompileOpt = Annotated[str, typer.Option(
     "--compile", help="torch.compile the model; auto = on for CUDA, off on the CPU.",
