@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -35,9 +38,41 @@ class Checkpoint:
         return self.meta.get("kind", "?")
 
 
+class _FileSink:
+    """What torch.save writes into: the open file, with a failed write kept as its OSError.
+
+    torch.save reports a failed write as an opaque RuntimeError ("unexpected pos ..."), and a
+    short write on a full disk as no error at all; os.write in a loop raises ENOSPC/EFBIG, and
+    keeping it lets save_checkpoint say what went wrong.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self.error = exc
+            raise
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _file_mode() -> int:
+    """rw for whom the umask allows (mkstemp alone would leave checkpoints private, 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Atomically writes `checkpoint` to `path` (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(checkpoint.meta, fmtool_version=__version__)
     payload: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -46,19 +81,78 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     }
     if checkpoint.train_state is not None:
         payload["train_state"] = checkpoint.train_state
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
+    sink: _FileSink | None = None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            sink = _FileSink(fd)
+            torch.save(payload, sink)
+            os.fsync(fd)
+            os.fchmod(fd, _file_mode())
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise UserError(f"could not write checkpoint {path}: {exc.strerror or exc}; "
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        error = sink.error if sink is not None and sink.error is not None else exc
+        if isinstance(error, OSError):
+            raise UserError(f"could not write checkpoint {path}: {error.strerror or error}; "
                             "free some space or choose a writable FMTOOL_HOME") from exc
         raise
+
+
+def _pickled_callables(data: bytes) -> list[str]:
+    """The module.name of each global a pickle would import (what a code payload calls)."""
+    import pickletools
+
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(".".join(strings[-2:]))
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # damaged pickles end the scan; what was found so far stands
+        pass
+    return found
+
+
+def _pickle_of(path: Path, head: bytes) -> bytes:
+    """The pickle inside a checkpoint: the file itself, or data.pkl of torch's zip format."""
+    if head[:4] != b"PK\x03\x04":
+        return head if head[:1] == b"\x80" else b""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next((n for n in archive.namelist() if n.endswith("/data.pkl")), None)
+            if name is None:
+                return b""
+            with archive.open(name) as member:
+                return member.read(1 << 20)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return b""
+
+
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    """Why torch.load refused `path`, in words a user can act on."""
+    text = str(exc)
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 20)
+    if not head:
+        return "the file is empty"
+    called = re.findall(r"GLOBAL ([\w.]+)", text) or [
+        name for name in _pickled_callables(_pickle_of(path, head))
+        if not name.startswith(("torch.", "collections."))]
+    if called:
+        return f"it could run code when loaded (it calls {called[0]}), so it was not loaded"
+    if head[:4] == b"PK\x03\x04" or "zip archive" in text:
+        return "it is truncated or damaged; copy it again or use another checkpoint"
+    return "it is not a PyTorch checkpoint file (damaged, or another kind of file)"
 
 
 def load_checkpoint(path: Path, expect_kind: str | None = None,
@@ -67,12 +161,15 @@ def load_checkpoint(path: Path, expect_kind: str | None = None,
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, random bytes, pickled code: all one answer
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            reason = "it holds Python objects that could run code, so it was not loaded"
-        raise UserError(f"{path} is not a readable fmtool checkpoint ({reason[:160]})") from exc
+        with warnings.catch_warnings():  # torch warns about odd pickles; the error says enough
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, random bytes, pickled code: never executed
+        try:
+            reason = _unreadable_reason(path, exc)
+        except OSError as read_error:
+            reason = read_error.strerror or str(read_error)
+        raise UserError(f"{path} is not a readable fmtool checkpoint ({reason})") from exc
     if not isinstance(payload, dict) or "meta" not in payload or "model" not in payload:
         raise UserError(f"{path} is not an fmtool checkpoint (no metadata found)")
     version = payload.get("format_version")
@@ -82,6 +179,8 @@ def load_checkpoint(path: Path, expect_kind: str | None = None,
         meta = json.loads(payload["meta"])
     except (TypeError, ValueError) as exc:
         raise UserError(f"{path} has unreadable metadata; it is damaged") from exc
+    if not isinstance(meta, dict) or not isinstance(payload["model"], dict):
+        raise UserError(f"{path} has malformed metadata or weights; it is damaged")
     kind = meta.get("kind")
     if expect_kind is not None and kind != expect_kind:
         raise UserError(
@@ -89,3 +188,21 @@ def load_checkpoint(path: Path, expect_kind: str | None = None,
             f"{expect_kind.upper()} one; train one with `fmtool train {expect_kind}`"
         )
     return Checkpoint(meta=meta, model=payload["model"], train_state=payload.get("train_state"))
+
+
+def load_model(path: Path, kind: str, build: Callable[[dict[str, Any]], "torch.nn.Module"],
+               device: torch.device) -> tuple["torch.nn.Module", dict[str, Any]]:
+    """A checkpoint's model, built from its own metadata, in eval mode on `device`.
+
+    A file of the right kind whose metadata or weights do not fit the architecture (edited,
+    or from an incompatible build) is refused with one line rather than a traceback.
+    """
+    ckpt = load_checkpoint(path, expect_kind=kind)
+    try:
+        model = build(ckpt.meta)
+        model.load_state_dict(ckpt.model)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path} does not hold a usable {kind.upper()} model ({reason}); "
+                        f"train one with `fmtool train {kind}`") from exc
+    return model.to(device).eval(), ckpt.meta

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fmtool.checkpoint import load_checkpoint
+from fmtool.checkpoint import load_model
 from fmtool import augment, distributed
 from fmtool.data import fashion
 from fmtool.device import autocast
@@ -31,10 +31,7 @@ def build_model(meta: dict[str, Any]) -> FashionCNN:
 
 def load_classifier(path: Path, device: torch.device) -> tuple[FashionCNN, dict[str, Any]]:
     """A CNN checkpoint as a ready model in eval mode, with its metadata."""
-    ckpt = load_checkpoint(path, expect_kind="cnn")
-    model = build_model(ckpt.meta)
-    model.load_state_dict(ckpt.model)
-    return model.to(device).eval(), ckpt.meta
+    return load_model(path, "cnn", build_model, device)  # type: ignore[return-value]
 
 
 @torch.inference_mode()

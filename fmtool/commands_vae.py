@@ -178,9 +178,16 @@ def fuse(
         fusion = fusing.fuse_groups(model, meta, group_a, group_b, steps, method, chosen,
                                     data_dir, group_limit)
     report = fusing.write_fusion(fusion, out, force)
+    _report_skipped(fusion.skipped)
     if json_out:
         print_json(report)
-        return
+    else:
+        _print_fusion(fusion, report)
+    if fusion.skipped:
+        raise typer.Exit(1)
+
+
+def _print_fusion(fusion: Any, report: dict[str, Any]) -> None:
     key = "strength" if fusion.mode == "attribute" else "a"
     values = " ".join(f"{frame[key]:.2f}" for frame in report["frames"])
     frames_folder = Path(report["frames"][0]["path"]).parent

@@ -74,6 +74,7 @@ class Fusion:
     values: list[float]  # a for each frame (the strength, for an attribute)
     ends: list[torch.Tensor] = field(default_factory=list)  # originals shown left/right in the strip
     info: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable group images
 
 
 def encode_faces(model: FaceVAE, meta: dict[str, Any], files: Sequence[Path],
@@ -139,25 +140,23 @@ def group_files(spec: Path, data_dir: Path | None, limit: int | None) -> list[Pa
 
 
 def group_mean(model: FaceVAE, meta: dict[str, Any], spec: Path, data_dir: Path | None,
-               limit: int | None, device: torch.device) -> tuple[torch.Tensor, int]:
-    """The mean code (mu) of a group's readable faces and how many there were."""
+               limit: int | None, device: torch.device) -> tuple[torch.Tensor, int, list[dict[str, str]]]:
+    """The mean code (mu) of a group's readable faces, how many there were, and the skipped."""
     mu, _, failed = encode_faces(model, meta, group_files(spec, data_dir, limit), device)
-    if failed:
-        console.stderr.print(f"{spec.name}: skipped {len(failed)} unreadable images", markup=False)
     if len(mu) == 0:
         raise UserError(f"group {spec} holds no readable images")
-    return mu.mean(0), len(mu)
+    return mu.mean(0), len(mu), [{"path": str(path), "error": error} for path, error in failed]
 
 
 def fuse_groups(model: FaceVAE, meta: dict[str, Any], group_a: Path, group_b: Path, steps: int,
                 method: str, device: torch.device, data_dir: Path | None = None,
                 limit: int | None = None) -> Fusion:
-    z_a, n_a = group_mean(model, meta, group_a, data_dir, limit, device)
-    z_b, n_b = group_mean(model, meta, group_b, data_dir, limit, device)
+    z_a, n_a, skipped_a = group_mean(model, meta, group_a, data_dir, limit, device)
+    z_b, n_b, skipped_b = group_mean(model, meta, group_b, data_dir, limit, device)
     codes, alphas = interpolate(z_a, z_b, steps, method)
     return Fusion("groups", decode(model, codes, device), alphas.tolist(), [],
                   {"group_a": str(group_a), "group_b": str(group_b), "faces_a": n_a,
-                   "faces_b": n_b, "method": method})
+                   "faces_b": n_b, "method": method}, skipped_a + skipped_b)
 
 
 def add_attribute(model: FaceVAE, meta: dict[str, Any], face: Path, group_a: Path, group_b: Path,
@@ -167,13 +166,13 @@ def add_attribute(model: FaceVAE, meta: dict[str, Any], face: Path, group_a: Pat
     if steps < 2:
         raise UserError("--steps must be at least 2 (the two ends)")
     z, image = _one_face(model, meta, face, device)
-    z_a, n_a = group_mean(model, meta, group_a, data_dir, limit, device)
-    z_b, n_b = group_mean(model, meta, group_b, data_dir, limit, device)
+    z_a, n_a, skipped_a = group_mean(model, meta, group_a, data_dir, limit, device)
+    z_b, n_b, skipped_b = group_mean(model, meta, group_b, data_dir, limit, device)
     strengths = torch.linspace(0.0, strength, steps)
     codes = z + strengths.view(-1, 1) * (z_b - z_a)
     return Fusion("attribute", decode(model, codes, device), strengths.tolist(), [to_unit(image)],
                   {"face": str(face), "group_a": str(group_a), "group_b": str(group_b),
-                   "faces_a": n_a, "faces_b": n_b, "strength": strength})
+                   "faces_a": n_a, "faces_b": n_b, "strength": strength}, skipped_a + skipped_b)
 
 
 def output_paths(out: Path, frames: int) -> tuple[Path, list[Path]]:

@@ -125,8 +125,13 @@ def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None
 
 def _write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"could not write {path}: {exc.strerror or exc}; free some space or "
+                        "choose a writable FMTOOL_HOME") from exc
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -228,8 +233,6 @@ class Trainer:
                                 elapsed=ts["elapsed"])
         if distributed.is_distributed():  # mid-epoch state is per rank; restart the epoch
             self.state.step, self.state.sums = 0, {}
-        if self.main:
-            write_metrics(self.run_dir, self.state.history)
 
     # -- the loop ----------------------------------------------------------------------------
     def _improved(self, value: float) -> bool:
@@ -263,6 +266,9 @@ class Trainer:
                 run_info = {"kind": self.task.kind, "recipe": self.recipe.to_dict(),
                             "options": self.options}
                 _write_text_atomic(self.run_dir / RUN_FILE, json.dumps(run_info, indent=2) + "\n")
+                # A resumed run's metrics come from its checkpoint: epochs a kill cut off after
+                # the metrics were written but before last.pt was are dropped here.
+                write_metrics(self.run_dir, self.state.history)
             flag = stack.enter_context(_StopFlag()) if single else None
             stop = self.should_stop or (lambda: flag is not None and flag.requested)
             with console.progress(disable=not self.main) as bars:
@@ -330,13 +336,15 @@ class Trainer:
         improved = self._improved(float(record[self.task.best_metric]))
         if improved:
             s.best = float(record[self.task.best_metric])
-        self._save_last()
-        if not self.main:
-            return
-        if improved:
+        # best.pt before last.pt: a kill between the two repeats this epoch on resume, which
+        # rewrites the same best.pt; the other order could lose the best epoch for good.
+        if improved and self.main:
             weights = self.ema.model if self.ema is not None else self.model
             save_checkpoint(self.run_dir / BEST_CHECKPOINT,
                             Checkpoint(self._meta(), weights.state_dict()))
+        self._save_last()
+        if not self.main:
+            return
         write_metrics(self.run_dir, s.history)
         self.task.after_epoch(self.run_dir, s.epoch)
         console.stderr.print(f"epoch {s.epoch}/{self.recipe.epochs}  {self._epoch_line(record)}"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from fmtool.analysis import image_metrics
-from fmtool.checkpoint import load_checkpoint
+from fmtool.checkpoint import load_model
 from fmtool.data.faces import FaceSplits, preprocessing, to_unit
 from fmtool.device import autocast
 from fmtool.models.vae import FaceVAE, reparameterize, vae_loss_terms
@@ -37,10 +37,7 @@ def build_model(meta: dict[str, Any]) -> FaceVAE:
 
 def load_vae(path: Path, device: torch.device) -> tuple[FaceVAE, dict[str, Any]]:
     """A VAE checkpoint as a ready model in eval mode, with its metadata."""
-    ckpt = load_checkpoint(path, expect_kind="vae")
-    model = build_model(ckpt.meta)
-    model.load_state_dict(ckpt.model)
-    return model.to(device).eval(), ckpt.meta
+    return load_model(path, "vae", build_model, device)  # type: ignore[return-value]
 
 
 @torch.inference_mode()

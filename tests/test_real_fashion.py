@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 def real_run(shared_data: Path, tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("real")
     env = {"FMTOOL_HOME": str(home), "FMTOOL_FASHION_DIR": str(shared_data / "fashion-mnist")}
-    args = ["train", "cnn", "--name", "short", "--limit", "3000", "--test-limit", "1000",
-            "--epochs", "2", "--width", "0.5", "--batch-size", "32", "--lr", "2e-3"]
+    args = ["train", "cnn", "--name", "short", "--limit", "8000", "--test-limit", "1000",
+            "--epochs", "2", "--width", "0.25", "--batch-size", "32", "--lr", "2e-3"]
     result = runner.invoke(app, args, env=env)
     assert result.exit_code == 0, result.output
     return {"env": env, "run": home / "data" / "runs" / "cnn" / "short"}
@@ -30,7 +30,7 @@ def real_run(shared_data: Path, tmp_path_factory) -> dict:
 
 def test_short_run_learns_well_above_chance(real_run: dict):
     history = [json.loads(line) for line in (real_run["run"] / "metrics.jsonl").read_text().splitlines()]
-    assert max(r["test_acc"] for r in history) > 0.5  # chance is 0.1; this run reached 0.59
+    assert history[-1]["test_acc"] > 0.55  # chance is 0.1; this run reached 0.675 in 30 s
 
 
 def test_classify_on_png_files_agrees_with_eval(real_run: dict, shared_data: Path, tmp_path: Path):

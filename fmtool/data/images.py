@@ -8,6 +8,7 @@ background colour before resizing, so it keeps its aspect ratio as in the data s
 
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -23,16 +24,37 @@ class ImageReadError(Exception):
     """An image that cannot be used; the message names the reason in a few words."""
 
 
+def _short(exc: BaseException) -> str:
+    """An exception as a few words on one line (messages name the file; this says why)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def open_image(path: Path) -> Image.Image:
-    """Fully decodes `path` (first frame, EXIF orientation applied) or raises ImageReadError."""
+    """Fully decodes `path` (first frame, EXIF orientation applied) or raises ImageReadError.
+
+    Hostile files fail fast with a one-line reason: a size beyond MAX_PIXELS is refused from the
+    header before any pixel is decoded, and only regular files are opened (a FIFO would block).
+    Pillow's warnings (corrupt EXIF, odd palettes) are silenced so stderr keeps one line a file.
+    """
     if path.is_dir():
         raise ImageReadError("is a directory, not an image file")
     if not path.exists():
         raise ImageReadError("no such file")
+    if not path.is_file():
+        raise ImageReadError("not a regular file")
     try:
-        with warnings.catch_warnings():
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise ImageReadError(f"cannot be read ({exc.strerror or _short(exc)})") from exc
+    try:
+        with handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            if not handle.read(1):
+                raise ImageReadError("not an image: the file is empty (0 bytes)")
+            handle.seek(0)
+            with Image.open(handle) as image:
                 if image.width * image.height > MAX_PIXELS:
                     raise ImageReadError(f"too large ({image.width}x{image.height} pixels)")
                 image.seek(0)
@@ -45,8 +67,8 @@ def open_image(path: Path) -> Image.Image:
         raise ImageReadError("declares an enormous size (decompression bomb?)") from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageReadError("not an image Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"damaged or truncated image ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as exc:
+        raise ImageReadError(f"damaged or truncated image ({_short(exc)})") from exc
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:

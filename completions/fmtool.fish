@@ -1,0 +1,148 @@
+# fish completion for fmtool
+# Generated from fmtool's own commands by `python -m fmtool.docs_gen`; do not edit.
+# Static on purpose: pressing Tab never starts Python.
+# Install: copy to ~/.config/fish/completions/fmtool.fish
+
+function __fmtool_command --description 'The fmtool (sub)command on the command line, e.g. "train cnn"'
+    set -l command
+    set -l skip 0
+    for token in (commandline -opc)[2..-1]
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch "$command:$token"
+            case ':info' ':eval' ':classify' ':project' ':reconstruct' ':fuse' ':train' 'train:cnn' 'train:vae'
+                set -a command $token
+            case 'eval:--limit' 'eval:--device' 'eval:--precision' 'eval:--data-dir' 'classify:--checkpoint' 'classify:--top-k' 'classify:-k' 'classify:--invert' 'classify:--device' 'project:--layer' 'project:-l' 'project:--method' 'project:--per-class' 'project:--seed' 'project:--out' 'project:-o' 'project:--checkpoint' 'project:--device' 'project:--data-dir' 'reconstruct:--out' 'reconstruct:-o' 'reconstruct:--checkpoint' 'reconstruct:--seed' 'reconstruct:--device' 'fuse:--steps' 'fuse:--method' 'fuse:--out' 'fuse:-o' 'fuse:--group-a' 'fuse:--group-b' 'fuse:--strength' 'fuse:--group-limit' 'fuse:--data-dir' 'fuse:--checkpoint' 'fuse:--device' 'train cnn:--recipe' 'train cnn:--epochs' 'train cnn:--batch-size' 'train cnn:--lr' 'train cnn:--weight-decay' 'train cnn:--optimizer' 'train cnn:--schedule' 'train cnn:--step-size' 'train cnn:--gamma' 'train cnn:--warmup' 'train cnn:--ema-decay' 'train cnn:--seed' 'train cnn:--crop-padding' 'train cnn:--erase' 'train cnn:--label-smoothing' 'train cnn:--width' 'train cnn:--val-size' 'train cnn:--limit' 'train cnn:--test-limit' 'train cnn:--device' 'train cnn:--precision' 'train cnn:--compile' 'train cnn:--data-dir' 'train cnn:--name' 'train vae:--recipe' 'train vae:--epochs' 'train vae:--batch-size' 'train vae:--lr' 'train vae:--weight-decay' 'train vae:--step-size' 'train vae:--gamma' 'train vae:--seed' 'train vae:--image-size' 'train vae:--latent-dim' 'train vae:--val-fraction' 'train vae:--limit' 'train vae:--val-limit' 'train vae:--device' 'train vae:--precision' 'train vae:--compile' 'train vae:--data-dir' 'train vae:--name'
+                set skip 1
+        end
+    end
+    string join ' ' $command
+end
+
+function __fmtool_is --description 'True when the command being completed is $argv'
+    set -l command (__fmtool_command)
+    test "$command" = "$argv"
+end
+
+complete -c fmtool -f
+complete -c fmtool -n '__fmtool_is ' -a info -d 'Version, the device fmtool would choose, torch version and where files live.'
+complete -c fmtool -n '__fmtool_is ' -a eval -d 'Test accuracy, per-class accuracy and the confusion matrix of a CNN checkpoint.'
+complete -c fmtool -n '__fmtool_is ' -a classify -d 'Classify images with a CNN checkpoint: one line per image, path<TAB>label<TAB>probability.'
+complete -c fmtool -n '__fmtool_is ' -a project -d 'Project a CNN layer\'s activations on test images to 2-D with t-SNE or PCA (Figures 5-7).'
+complete -c fmtool -n '__fmtool_is ' -a reconstruct -d 'Reconstruct every face in FOLDER with a VAE checkpoint.'
+complete -c fmtool -n '__fmtool_is ' -a fuse -d 'Blend faces through the VAE\'s latent space (the report\'s Figures 11 and 12).'
+complete -c fmtool -n '__fmtool_is ' -a train -d 'Train a model with the report\'s recipe (every value overridable).'
+complete -c fmtool -n '__fmtool_is ' -l version -d 'Print the version and exit.'
+complete -c fmtool -n '__fmtool_is ' -l install-completion -d 'Install completion for the current shell.'
+complete -c fmtool -n '__fmtool_is ' -l show-completion -d 'Show completion for the current shell, to copy it or customize the installation.'
+complete -c fmtool -n '__fmtool_is ' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is info' -l json -d 'Print machine-readable JSON on stdout only.'
+complete -c fmtool -n '__fmtool_is info' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is eval' -l json -d 'Print machine-readable JSON on stdout only.'
+complete -c fmtool -n '__fmtool_is eval' -l limit -x -d 'Evaluate on a seeded subset of N test images.'
+complete -c fmtool -n '__fmtool_is eval' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
+complete -c fmtool -n '__fmtool_is eval' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.'
+complete -c fmtool -n '__fmtool_is eval' -l data-dir -x -a '(__fish_complete_directories)' -d 'Folder with the four Fashion-MNIST IDX files (else $FMTOOL_FASHION_DIR, else downloaded into the cache).'
+complete -c fmtool -n '__fmtool_is eval' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is eval' -F
+complete -c fmtool -n '__fmtool_is classify' -l checkpoint -r -F -d 'A .pt file or run folder; default: latest CNN run.'
+complete -c fmtool -n '__fmtool_is classify' -l top-k -s k -x -d 'How many labels to print per image.'
+complete -c fmtool -n '__fmtool_is classify' -l invert -x -a 'auto always never' -d 'auto inverts light backgrounds (items must be light on dark).'
+complete -c fmtool -n '__fmtool_is classify' -l json -d 'Print machine-readable JSON on stdout only.'
+complete -c fmtool -n '__fmtool_is classify' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
+complete -c fmtool -n '__fmtool_is classify' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is classify' -F
+complete -c fmtool -n '__fmtool_is project' -l layer -s l -x -d 'Layer(s) to project, comma-separated, one panel each: conv1..conv9, linear1, output, or all.'
+complete -c fmtool -n '__fmtool_is project' -l method -x -a 'tsne pca' -d 'tsne (neighbourhoods; slower) or pca (the two directions of largest variance).'
+complete -c fmtool -n '__fmtool_is project' -l per-class -x -d 'Test images per class (the report: 50).'
+complete -c fmtool -n '__fmtool_is project' -l seed -x -d 'Seed of the sample and of PCA / t-SNE.'
+complete -c fmtool -n '__fmtool_is project' -l thumbnails -d 'Draw the images at their points (Figure 7) instead of dots.'
+complete -c fmtool -n '__fmtool_is project' -l no-thumbnails -d 'Draw the images at their points (Figure 7) instead of dots.'
+complete -c fmtool -n '__fmtool_is project' -l out -s o -r -F -d 'Figure file (.png, .svg, .pdf); the CSV goes beside it. Default: projection-METHOD-LAYERS.png in the checkpoint\'s run folder.'
+complete -c fmtool -n '__fmtool_is project' -l checkpoint -r -F -d 'A .pt file or run folder; default: the latest CNN run.'
+complete -c fmtool -n '__fmtool_is project' -l list-layers -d 'Print the layers and their output shapes, then exit.'
+complete -c fmtool -n '__fmtool_is project' -l json -d 'Print machine-readable JSON on stdout only.'
+complete -c fmtool -n '__fmtool_is project' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
+complete -c fmtool -n '__fmtool_is project' -l data-dir -x -a '(__fish_complete_directories)' -d 'Folder with the four Fashion-MNIST IDX files (else $FMTOOL_FASHION_DIR, else downloaded into the cache).'
+complete -c fmtool -n '__fmtool_is project' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l out -s o -r -F -d 'Output folder.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l checkpoint -r -F -d 'A .pt file or a VAE run folder; default: the latest VAE run (its best.pt).'
+complete -c fmtool -n '__fmtool_is reconstruct' -l recursive -s r -d 'Also read images in sub-folders.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l sample -d 'Decode a random z ~ q(z|x) instead of its mean.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l seed -x -d 'Seed of the noise for --sample.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l force -d 'Overwrite files that already exist in the output.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l json -d 'Print machine-readable JSON on stdout only.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
+complete -c fmtool -n '__fmtool_is reconstruct' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is reconstruct' -a '(__fish_complete_directories)'
+complete -c fmtool -n '__fmtool_is fuse' -l steps -x -d 'Frames, both ends included.'
+complete -c fmtool -n '__fmtool_is fuse' -l method -x -a 'lerp slerp' -d 'lerp: straight line; slerp: great circle, codes keep their length.'
+complete -c fmtool -n '__fmtool_is fuse' -l out -s o -r -F -d 'Strip image (frames go to <name>_frames/), or a folder for strip.png and the frames.'
+complete -c fmtool -n '__fmtool_is fuse' -l group-a -r -F -d 'Folder of images, or text file of image names (like LFW\'s female_names.txt).'
+complete -c fmtool -n '__fmtool_is fuse' -l group-b -r -F -d 'Like --group-a; the direction goes from A to B.'
+complete -c fmtool -n '__fmtool_is fuse' -l strength -x -d 'With one face and two groups: add up to STRENGTH x (mean B - mean A).'
+complete -c fmtool -n '__fmtool_is fuse' -l group-limit -x -d 'Average at most N faces per group (seeded subset).'
+complete -c fmtool -n '__fmtool_is fuse' -l data-dir -x -a '(__fish_complete_directories)' -d 'Where the names in a list file are looked up (else $FMTOOL_FACES_DIR, else the list\'s folder).'
+complete -c fmtool -n '__fmtool_is fuse' -l checkpoint -r -F -d 'A .pt file or a VAE run folder; default: the latest VAE run (its best.pt).'
+complete -c fmtool -n '__fmtool_is fuse' -l force -d 'Overwrite files that already exist in the output.'
+complete -c fmtool -n '__fmtool_is fuse' -l json -d 'Print machine-readable JSON on stdout only.'
+complete -c fmtool -n '__fmtool_is fuse' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
+complete -c fmtool -n '__fmtool_is fuse' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is fuse' -F
+complete -c fmtool -n '__fmtool_is train' -a cnn -d 'Train the report\'s CNN on Fashion-MNIST (downloaded on first use).'
+complete -c fmtool -n '__fmtool_is train' -a vae -d 'Train the report\'s VAE on faces (LFW, downloaded on first use, or any folder of faces).'
+complete -c fmtool -n '__fmtool_is train' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is train cnn' -l recipe -x -d 'paper, strong or cpu (see above).'
+complete -c fmtool -n '__fmtool_is train cnn' -l epochs -x -d 'Epochs (paper: 100).'
+complete -c fmtool -n '__fmtool_is train cnn' -l batch-size -x -d 'Batch size (paper: 64).'
+complete -c fmtool -n '__fmtool_is train cnn' -l lr -x -d 'Learning rate; the peak for onecycle (paper: 5e-4).'
+complete -c fmtool -n '__fmtool_is train cnn' -l weight-decay -x -d 'Weight decay (paper: 1e-3).'
+complete -c fmtool -n '__fmtool_is train cnn' -l optimizer -x -d 'adam (the report\'s) or adamw.'
+complete -c fmtool -n '__fmtool_is train cnn' -l schedule -x -d 'step (StepLR, the report\'s), onecycle or cosine.'
+complete -c fmtool -n '__fmtool_is train cnn' -l step-size -x -d 'StepLR period in epochs (paper: 10).'
+complete -c fmtool -n '__fmtool_is train cnn' -l gamma -x -d 'StepLR factor (paper: 0.5).'
+complete -c fmtool -n '__fmtool_is train cnn' -l warmup -x -d 'Warm-up fraction of all batches (onecycle, cosine).'
+complete -c fmtool -n '__fmtool_is train cnn' -l ema-decay -x -d 'Weight EMA decay per batch; 0 = off.'
+complete -c fmtool -n '__fmtool_is train cnn' -l seed -x -d 'Random seed (paper: 6).'
+complete -c fmtool -n '__fmtool_is train cnn' -l crop-padding -x -d 'Random crop after padding by N pixels; 0 = off.'
+complete -c fmtool -n '__fmtool_is train cnn' -l flip -d 'Random horizontal flips.'
+complete -c fmtool -n '__fmtool_is train cnn' -l no-flip -d 'Random horizontal flips.'
+complete -c fmtool -n '__fmtool_is train cnn' -l erase -x -d 'Random-erasing probability; 0 = off.'
+complete -c fmtool -n '__fmtool_is train cnn' -l label-smoothing -x -d 'Label smoothing; 0 = off.'
+complete -c fmtool -n '__fmtool_is train cnn' -l tta -d 'Evaluate on each image and its mirror.'
+complete -c fmtool -n '__fmtool_is train cnn' -l no-tta -d 'Evaluate on each image and its mirror.'
+complete -c fmtool -n '__fmtool_is train cnn' -l width -x -d 'Scale every layer\'s channels (paper: 1.0).'
+complete -c fmtool -n '__fmtool_is train cnn' -l val-size -x -d 'Training images held out to pick the best epoch (default 5000; a tenth of --limit at most).'
+complete -c fmtool -n '__fmtool_is train cnn' -l limit -x -d 'Train on a seeded random subset of N images.'
+complete -c fmtool -n '__fmtool_is train cnn' -l test-limit -x -d 'Evaluate each epoch on N test images only.'
+complete -c fmtool -n '__fmtool_is train cnn' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
+complete -c fmtool -n '__fmtool_is train cnn' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.'
+complete -c fmtool -n '__fmtool_is train cnn' -l compile -x -a 'auto on off' -d 'torch.compile the model; auto = on for CUDA, off on the CPU.'
+complete -c fmtool -n '__fmtool_is train cnn' -l data-dir -x -a '(__fish_complete_directories)' -d 'Folder with the four Fashion-MNIST IDX files (else $FMTOOL_FASHION_DIR, else downloaded into the cache).'
+complete -c fmtool -n '__fmtool_is train cnn' -l name -x -d 'Run name (folder); default: date-time.'
+complete -c fmtool -n '__fmtool_is train cnn' -l resume -d 'Continue the named (or latest) run where it stopped.'
+complete -c fmtool -n '__fmtool_is train cnn' -l no-resume -d 'Continue the named (or latest) run where it stopped.'
+complete -c fmtool -n '__fmtool_is train cnn' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is train vae' -l recipe -x -d 'Starting recipe: paper = the report\'s Table 3.'
+complete -c fmtool -n '__fmtool_is train vae' -l epochs -x -d 'Epochs (paper: 1000).'
+complete -c fmtool -n '__fmtool_is train vae' -l batch-size -x -d 'Batch size (paper: 64).'
+complete -c fmtool -n '__fmtool_is train vae' -l lr -x -d 'Adam learning rate (paper: 3e-4).'
+complete -c fmtool -n '__fmtool_is train vae' -l weight-decay -x -d 'Adam weight decay (paper: 0).'
+complete -c fmtool -n '__fmtool_is train vae' -l step-size -x -d 'StepLR period in epochs (paper: 25).'
+complete -c fmtool -n '__fmtool_is train vae' -l gamma -x -d 'StepLR factor (paper: 0.95).'
+complete -c fmtool -n '__fmtool_is train vae' -l seed -x -d 'Random seed (paper: 42).'
+complete -c fmtool -n '__fmtool_is train vae' -l image-size -x -d 'Face size in pixels, a multiple of 32 (paper: 224; 64 or 128 train on a CPU).'
+complete -c fmtool -n '__fmtool_is train vae' -l latent-dim -x -d 'Size of the latent code (the report\'s 256).'
+complete -c fmtool -n '__fmtool_is train vae' -l val-fraction -x -d 'Share of the images held out for validation, by person.'
+complete -c fmtool -n '__fmtool_is train vae' -l limit -x -d 'Train on a seeded random subset of N training faces.'
+complete -c fmtool -n '__fmtool_is train vae' -l val-limit -x -d 'Validate each epoch on N held-out faces only.'
+complete -c fmtool -n '__fmtool_is train vae' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
+complete -c fmtool -n '__fmtool_is train vae' -l precision -x -a 'auto fp32 bf16 fp16' -d 'Autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32.'
+complete -c fmtool -n '__fmtool_is train vae' -l compile -x -a 'auto on off' -d 'torch.compile the model; auto = on for CUDA, off on the CPU.'
+complete -c fmtool -n '__fmtool_is train vae' -l data-dir -x -a '(__fish_complete_directories)' -d 'Folder of face images, searched recursively, one sub-folder per person (else $FMTOOL_FACES_DIR, else LFW downloaded into the cache).'
+complete -c fmtool -n '__fmtool_is train vae' -l name -x -d 'Run name (folder); default: date-time.'
+complete -c fmtool -n '__fmtool_is train vae' -l resume -d 'Continue the named (or latest) run where it stopped.'
+complete -c fmtool -n '__fmtool_is train vae' -l no-resume -d 'Continue the named (or latest) run where it stopped.'
+complete -c fmtool -n '__fmtool_is train vae' -l help -s h -d 'Show this message and exit.'

@@ -1,0 +1,152 @@
+"""README's "JSON output" section is a contract: every example there is run, and the real output
+must have the documented shape (same keys, same kinds of values).
+
+In the README's examples, "..." stands for "more of the same": a "..." string matches any
+string, a "..." list item means more items shaped like the others, and a "..." key means any
+keys with values shaped like the others. null matches null or a number.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from fmtool import docs_gen
+from fmtool.cli import app
+from tests.conftest import synthetic_fashion
+from tests.vae_helpers import make_vae_checkpoint, write_faces
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+MORE = "..."
+runner = CliRunner()
+
+
+def documented_examples() -> dict[str, Any]:
+    """`fmtool ... --json` -> the JSON shown under it, from README's JSON section."""
+    text = README.read_text()
+    section = text.split("\n## JSON output\n", 1)[1].split("\n## ", 1)[0]
+    examples, command, block = {}, None, None
+    for line in section.splitlines():
+        header = re.match(r"`(fmtool [^`]*--json[^`]*)`", line)
+        if block is not None and line == "```":
+            examples[command] = json.loads("\n".join(block))
+            command, block = None, None
+        elif block is not None:
+            block.append(line)
+        elif header:
+            command = header.group(1)
+        elif line == "```json" and command:
+            block = []
+    return examples
+
+
+def shape_errors(doc: Any, real: Any, where: str = "$") -> list[str]:
+    """Where `real` does not have the shape `doc` shows (empty when it does)."""
+    if doc is None:
+        return [] if real is None or _is_number(real) else [f"{where}: {real!r} is not null/number"]
+    if isinstance(doc, bool) or _is_number(doc):
+        same = isinstance(real, bool) if isinstance(doc, bool) else _is_number(real)
+        return [] if same else [f"{where}: {real!r} is not a {type(doc).__name__}"]
+    if isinstance(doc, str):
+        return [] if isinstance(real, str) else [f"{where}: {real!r} is not a string"]
+    if isinstance(doc, list):
+        if not isinstance(real, list):
+            return [f"{where}: {type(real).__name__} is not a list"]
+        kinds = [item for item in doc if item != MORE] or [MORE]
+        errors = []
+        for index, item in enumerate(real):
+            tries = [shape_errors(kind, item, f"{where}[{index}]") for kind in kinds]
+            errors += [] if any(not t for t in tries) else min(tries, key=len)
+        return errors
+    if not isinstance(real, dict):
+        return [f"{where}: {type(real).__name__} is not an object"]
+    if MORE in doc:
+        kind = next((v for k, v in doc.items() if k != MORE), doc[MORE])
+        return [e for key, value in real.items() for e in shape_errors(kind, value, f"{where}.{key}")]
+    if doc.keys() != real.keys():
+        return [f"{where}: keys {sorted(real)} instead of the documented {sorted(doc)}"]
+    return [e for key in doc for e in shape_errors(doc[key], real[key], f"{where}.{key}")]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def test_the_shape_check_can_fail():
+    doc = {"a": 1, "b": ["...", {"c": "..."}], "d": {"...": 0.5}}
+    assert not shape_errors(doc, {"a": 2.5, "b": [{"c": "x"}], "d": {"p": 1, "q": 0}})
+    assert shape_errors(doc, {"a": 2.5, "b": [{"c": "x"}], "d": {}, "new": 1})
+    assert shape_errors(doc, {"a": "2", "b": [], "d": {}})
+    assert shape_errors(doc, {"a": 1, "b": [{"c": 3}], "d": {"p": "x"}})
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """A tiny trained CNN, a VAE checkpoint, images and faces: enough to run every example."""
+    root = tmp_path_factory.mktemp("json")
+    env = {"FMTOOL_HOME": str(root / "home")}
+    data = synthetic_fashion(root / "fashion", train=120, test=40)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models on shared cores: no OpenMP spin-waiting
+    result = runner.invoke(app, ["train", "cnn", "--data-dir", str(data), "--epochs", "1",
+                                 "--width", "0.125", "--batch-size", "16", "--precision", "fp32",
+                                 "--device", "cpu", "--name", "tiny"], env=env)
+    assert result.exit_code == 0, result.output
+    Image.new("L", (40, 30), 200).save(root / "boot.png")
+    (root / "broken.png").write_bytes(b"")
+    write_faces(root / "faces", people=2, per_person=2, size=64)
+    yield {"root": root, "env": env, "data": str(data), "vae": str(make_vae_checkpoint(root / "vae.pt"))}
+    torch.set_num_threads(threads)
+
+
+# How each documented example is run here: its README header -> the arguments.
+RUNS: dict[str, Callable[[dict], list[str]]] = {
+    "fmtool info --json": lambda w: ["info"],
+    "fmtool eval --json": lambda w: ["eval", "--data-dir", w["data"], "--device", "cpu"],
+    "fmtool classify boot.jpg broken.png --json": lambda w: [
+        "classify", str(w["root"] / "boot.png"), str(w["root"] / "broken.png")],
+    "fmtool project --method pca --json": lambda w: [
+        "project", "--method", "pca", "--per-class", "2", "--data-dir", w["data"], "--device", "cpu"],
+    "fmtool project --list-layers --json": lambda w: ["project", "--list-layers"],
+    "fmtool reconstruct faces/ --json": lambda w: [
+        "reconstruct", str(w["root"] / "faces"), "-r", "--checkpoint", w["vae"],
+        "--out", str(w["root"] / "recon"), "--force", "--device", "cpu"],
+    "fmtool fuse a.jpg b.jpg --json": lambda w: [
+        "fuse", *map(str, sorted((w["root"] / "faces").rglob("*.jpg"))[:2]),
+        "--checkpoint", w["vae"], "--steps", "3", "--out", str(w["root"] / "pair.png"), "--force",
+        "--device", "cpu"],
+    "fmtool fuse --group-a women.txt --group-b men.txt --json": lambda w: [
+        "fuse", "--group-a", str(w["root"] / "faces" / "Person_0"), "--group-b",
+        str(w["root"] / "faces" / "Person_1"), "--checkpoint", w["vae"], "--steps", "3",
+        "--out", str(w["root"] / "walk.png"), "--force", "--device", "cpu"],
+    "fmtool fuse face.jpg --group-a women.txt --group-b men.txt --strength 1.5 --json": lambda w: [
+        "fuse", str(sorted((w["root"] / "faces").rglob("*.jpg"))[0]), "--group-a",
+        str(w["root"] / "faces" / "Person_0"), "--group-b", str(w["root"] / "faces" / "Person_1"),
+        "--strength", "1.5", "--checkpoint", w["vae"], "--steps", "3",
+        "--out", str(w["root"] / "attribute.png"), "--force", "--device", "cpu"],
+}
+
+
+def test_every_command_with_json_output_is_documented():
+    documented = documented_examples()
+    assert set(documented) == set(RUNS), "README's JSON examples and this test's runs differ"
+    with_json = {" ".join(c.path) for c in docs_gen.command_tree().walk()
+                 if any("--json" in o.names for o in c.options)}
+    shown = {example.split()[1] for example in documented}
+    assert with_json == shown, f"commands with --json but no README example: {with_json - shown}"
+
+
+@pytest.mark.parametrize("example", list(RUNS))
+def test_json_output_has_the_documented_shape(example: str, world: dict):
+    result = runner.invoke(app, [*RUNS[example](world), "--json"], env=world["env"])
+    assert result.exit_code in (0, 1), result.output  # 1: classify reports the broken file
+    real = json.loads(result.stdout)  # nothing but JSON on stdout
+    errors = shape_errors(documented_examples()[example], real)
+    assert not errors, f"{example}: " + "; ".join(errors[:5])
