@@ -200,7 +200,7 @@ def _print_eval_report(report: dict[str, Any]) -> None:
               f"loss {report['loss']:.4f}")
     names = report["class_names"]
     table = Table(title="Confusion matrix (rows: true class, columns: predicted)")
-    table.add_column("class")
+    table.add_column("class", no_wrap=True)
     for index in range(len(names)):
         table.add_column(str(index), justify="right")
     table.add_column("accuracy", justify="right")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 
-stdout = Console(highlight=False, soft_wrap=True)
+# Into a pipe or file rich would assume 80 columns, too few for a 10x10 confusion matrix.
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
