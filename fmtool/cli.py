@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from fmtool import __version__
-from fmtool.cli_common import CompileOpt, DeviceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, print_json
+from fmtool.cli_common import CompileOpt, DeviceOpt, FashionDirOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, print_json
 from fmtool.errors import UserError
 from fmtool.recipes import CNN_RECIPES
 
@@ -43,9 +43,6 @@ train_app = typer.Typer(help="Train a model with the report's recipe (every valu
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
-FashionDirOpt = Annotated[Optional[Path], typer.Option(
-    "--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMTOOL_FASHION_DIR, "
-    "else downloaded into the cache).", file_okay=False)]
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
     help="A .pt file or a run folder; default: the latest CNN run.", show_default=False)]
 

@@ -29,6 +29,9 @@ PrecisionOpt = Annotated[str, typer.Option(
 CompileOpt = Annotated[str, typer.Option(
     "--compile", help="torch.compile the model; auto = on for CUDA, off on the CPU.",
     metavar="auto|on|off")]
+FashionDirOpt = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMTOOL_FASHION_DIR, "
+    "else downloaded into the cache).", file_okay=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout only.")]
 NameOpt = Annotated[Optional[str], typer.Option(help="Run name (folder); default: date-time.")]
 ResumeOpt = Annotated[bool, typer.Option(help="Continue the named (or latest) run where it stopped.")]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from fmtool.cli_common import DeviceOpt, JsonOpt, print_json
+from fmtool.cli_common import DeviceOpt, FashionDirOpt, JsonOpt, print_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,9 +35,6 @@ LayerOpt = Annotated[str, typer.Option(
 MethodOpt = Annotated[str, typer.Option(
     help="tsne (neighbourhoods; slower) or pca (the two directions of largest variance).",
     metavar="tsne|pca")]
-DataDirOpt = Annotated[Optional[Path], typer.Option(
-    "--data-dir", help="Folder with the four Fashion-MNIST IDX files (else $FMTOOL_FASHION_DIR, "
-    "else downloaded into the cache).", file_okay=False)]
 
 
 def project(
@@ -51,7 +48,7 @@ def project(
     list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the layers and their output shapes, then exit.")] = False,
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
-    data_dir: DataDirOpt = None,
+    data_dir: FashionDirOpt = None,
 ) -> None:
     """Project a CNN layer's activations on test images to 2-D with t-SNE or PCA (Figures 5-7).
 
