@@ -6,6 +6,7 @@ Like cli.py, this module must not import torch at import time (help and completi
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
@@ -111,8 +112,11 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
 def selection_summary(history: list[dict[str, Any]], metric: str, mode: str) -> str:
     """Which epoch best.pt holds and its test numbers; plus the report's measure (best test
     accuracy over all epochs), labelled, since it peeks at the test set."""
+    scored = [r for r in history if not math.isnan(r[metric])]
+    if not scored:
+        return f"no epoch had a usable {metric} (the loss diverged?); best.pt was not written"
     pick = max if mode == "max" else min
-    best = pick(history, key=lambda r: r[metric])
+    best = pick(scored, key=lambda r: r[metric])
     shown = ", ".join(f"{k} {v:.4f}" for k, v in best.items()
                       if k.startswith(("val_", "test_")) and isinstance(v, float))
     line = f"best.pt: epoch {best['epoch']} (selected by {metric}): {shown}"

@@ -276,8 +276,9 @@ class Trainer:
                                        completed=self.state.epoch, status="")
                 while self.state.epoch < self.recipe.epochs:
                     self._train_epoch(bars, stop)
+                    best = "n/a" if self.state.best is None else f"{self.state.best:.4f}"
                     bars.update(epochs, completed=self.state.epoch,
-                                status=f"best {self.task.best_metric} {self.state.best:.4f}")
+                                status=f"best {self.task.best_metric} {best}")
                     if stop() and self.state.epoch < self.recipe.epochs:
                         raise TrainingInterrupted(self.run_dir)
         return self.state.history

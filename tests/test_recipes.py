@@ -104,3 +104,16 @@ def load_from_dir_stub():
     images = torch.zeros(20, 28, 28, dtype=torch.uint8)
     labels = torch.arange(20) % 10
     return FashionMNIST(images, labels, images, labels, Path("stub"))
+
+
+def test_the_closing_summary_names_the_selected_epoch_and_the_reports_measure():
+    from fmtool.cli_common import selection_summary
+
+    history = [{"epoch": 1, "val_acc": 0.80, "test_acc": 0.81},
+               {"epoch": 2, "val_acc": 0.85, "test_acc": 0.83},
+               {"epoch": 3, "val_acc": 0.84, "test_acc": 0.86}]
+    text = selection_summary(history, "val_acc", "max")
+    assert text.startswith("best.pt: epoch 2 (selected by val_acc)")
+    assert "best test_acc over epochs: 0.8600 (epoch 3)" in text
+    nan = [{"epoch": 1, "val_acc": float("nan"), "test_acc": float("nan")}]
+    assert "best.pt was not written" in selection_summary(nan, "val_acc", "max")
