@@ -23,7 +23,7 @@ _fmtool_options() {
         'reconstruct') echo --out -o --checkpoint --recursive -r --sample --seed --force --json --device --help -h ;;
         'fuse') echo --steps --method --out -o --group-a --group-b --strength --group-limit --data-dir --checkpoint --force --json --device --help -h ;;
         'train') echo --help -h ;;
-        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --crop-padding --flip --no-flip --erase --label-smoothing --tta --no-tta --width --val-size --limit --test-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
+        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --crop-padding --flip --no-flip --erase --label-smoothing --tta --no-tta --dropout --width --val-size --limit --test-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
         'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --step-size --gamma --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
     esac
 }
@@ -81,6 +81,7 @@ _fmtool_option_value() {
         'train cnn --crop-padding') echo '@text' ;;
         'train cnn --erase') echo '@text' ;;
         'train cnn --label-smoothing') echo '@text' ;;
+        'train cnn --dropout') echo '@text' ;;
         'train cnn --width') echo '@text' ;;
         'train cnn --val-size') echo '@text' ;;
         'train cnn --limit') echo '@text' ;;

@@ -17,7 +17,7 @@ from fmtool.checkpoint import load_model
 from fmtool import augment, distributed
 from fmtool.data import fashion
 from fmtool.device import autocast
-from fmtool.models.cnn import FashionCNN
+from fmtool.models.cnn import DROPOUT, FashionCNN
 from fmtool.recipes import Recipe
 
 EVAL_BATCH = 500
@@ -26,7 +26,7 @@ EVAL_BATCH = 500
 def build_model(meta: dict[str, Any]) -> FashionCNN:
     arch = meta["architecture"]
     return FashionCNN(num_classes=arch["num_classes"], width=arch.get("width", 1.0),
-                      image_size=arch["image_size"])
+                      image_size=arch["image_size"], dropout=arch.get("dropout", DROPOUT))
 
 
 def load_classifier(path: Path, device: torch.device) -> tuple[FashionCNN, dict[str, Any]]:
@@ -112,7 +112,7 @@ class CNNTask:
         self.test_x, self.test_y = test_x.to(self.device), test_y
         self.best_metric = "val_acc" if self.val_size else "test_acc"
         self.model = FashionCNN(num_classes=len(fashion.CLASSES), width=self.width,
-                                image_size=r.image_size)
+                                image_size=r.image_size, dropout=r.dropout)
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         generator = torch.Generator().manual_seed(self.recipe.seed * 100_003 + epoch)
@@ -166,7 +166,8 @@ class CNNTask:
     def meta(self) -> dict[str, Any]:
         return {
             "architecture": {"name": "FashionCNN", "width": self.width, "num_classes": 10,
-                             "image_size": self.recipe.image_size, "in_channels": 1},
+                             "image_size": self.recipe.image_size, "in_channels": 1,
+                             "dropout": self.recipe.dropout},
             "class_names": list(fashion.CLASSES),
             "normalization": {"mean": fashion.MEAN, "std": fashion.STD,
                               "source_size": fashion.SOURCE_SIZE},

@@ -127,6 +127,7 @@ def train_cnn(
     erase: Annotated[Optional[float], Opt(help="Random-erasing probability; 0 = off.", min=0.0, max=1.0, rich_help_panel=AugmentPanel)] = None,
     label_smoothing: Annotated[Optional[float], Opt(help="Label smoothing; 0 = off.", min=0.0, max=0.5, rich_help_panel=AugmentPanel)] = None,
     tta: Annotated[Optional[bool], Opt("--tta/--no-tta", help="Evaluate on each image and its mirror.", rich_help_panel=AugmentPanel, show_default=False)] = None,
+    dropout: Annotated[Optional[float], Opt(help="Rate of the CNN's three dropouts (paper: 0.7).", min=0.0, max=0.95, rich_help_panel=AugmentPanel)] = None,
     width: Annotated[Optional[float], Opt(help="Scale every layer's channels (paper: 1.0).", min=0.05)] = None,
     val_size: Annotated[Optional[int], Opt(help="Training images held out to pick the best epoch (default 5000; a tenth of --limit at most).", min=0)] = None,
     limit: Annotated[Optional[int], Opt(help="Train on a seeded random subset of N images.", min=1)] = None,
@@ -144,7 +145,7 @@ def train_cnn(
                      optimizer=optimizer, schedule=schedule, step_size=step_size, gamma=gamma,
                      warmup=warmup, ema_decay=ema_decay, seed=seed, crop_padding=crop_padding,
                      flip=flip, erase=erase, label_smoothing=label_smoothing, tta_flip=tta,
-                     width=width, val_size=val_size)
+                     dropout=dropout, width=width, val_size=val_size)
     options = {"limit": limit, "test_limit": test_limit, "precision": precision, "compile": compile}
     folder, chosen, options = choose_recipe("cnn", CNN_RECIPES, recipe, name, resume,
                                             overrides, options)

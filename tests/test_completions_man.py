@@ -102,7 +102,7 @@ def test_bash_completes_every_command_option_and_choice_without_python(tree, tmp
     cases += [
         ("fmtool tr", ["train"]),
         ("fmtool train cnn --device=c", ["cpu", "cuda"]),  # bash splits --device=c at '='
-        ("fmtool train cnn --name train --d", ["--data-dir", "--device"]),  # a value, not a command
+        ("fmtool train cnn --name train --d", ["--data-dir", "--device", "--dropout"]),  # a value, not a command
         ("fmtool classify -k 3 --j", ["--json"]),
         ("fmtool eval --limit ", []),  # a number: nothing to offer, and no file names
     ]
@@ -162,7 +162,7 @@ def test_fish_completes(tmp_path: Path):
         "fmtool train ": {"cnn", "vae"},
         "fmtool train cnn --dev": {"--device"},
         "fmtool train cnn --device ": {"auto", "cpu", "cuda", "mps"},
-        "fmtool train cnn --name train --d": {"--data-dir", "--device"},
+        "fmtool train cnn --name train --d": {"--data-dir", "--device", "--dropout"},
         "fmtool classify -k 3 --j": {"--json"},
         "fmtool reconstruct sh": {"shelf/"},
         "fmtool eval --limit ": set(),

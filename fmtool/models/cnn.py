@@ -8,7 +8,8 @@ Choices where the report's text leaves room (tested in tests/test_cnn_model.py):
 - The third dropout sits between linear1 and the output layer (Blocks 1 and 2 hold the other two).
 - Padding keeps the spatial size in every convolution ("same"), so only max-pooling halves it:
   32 -> 16 -> 8 -> 4.
-- `width` scales every layer's channel count and keeps the topology (1.0 is the report's model).
+- `width` scales every layer's channel count and keeps the topology (1.0 is the report's model);
+  `dropout` sets the rate of all three dropouts (0.7 is the report's).
 Each named layer (conv1..conv9, linear1, output) is one module whose output is what that layer
 "learns" after its BatchNorm and activation, so a forward hook on it captures the features.
 """
@@ -44,8 +45,10 @@ class FashionCNN(nn.Module):
     """Three blocks (the second an Inception-style pair of branches), then two linear layers."""
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0,
-                 image_size: int = 32):
+                 image_size: int = 32, dropout: float = DROPOUT):
         super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if image_size % 8:
             raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
         c32, c64, c128, c512 = (_scaled(c, width) for c in (32, 64, 128, 512))
@@ -54,14 +57,14 @@ class FashionCNN(nn.Module):
         self.conv1 = ConvUnit(in_channels, c32, 3, activate=True)
         self.conv2 = ConvUnit(c32, c64, 3, activate=True)
         self.pool1 = nn.MaxPool2d(2)
-        self.drop1 = nn.Dropout(DROPOUT)
+        self.drop1 = nn.Dropout(dropout)
         # Block 2: two branches of 128 channels, concatenated -> [256,16,16] -> [256,8,8]
         self.conv3 = ConvUnit(c64, c128, 3, activate=False)
         self.conv4 = ConvUnit(c128, c128, 3, activate=True)
         self.conv5 = ConvUnit(c64, c128, 1, activate=False)
         self.conv6 = ConvUnit(c128, c128, 5, activate=True)
         self.pool2 = nn.MaxPool2d(2)
-        self.drop2 = nn.Dropout(DROPOUT)
+        self.drop2 = nn.Dropout(dropout)
         # Block 3: [256,8,8] -> [512,4,4]
         self.conv7 = ConvUnit(c256, c512, 1, activate=False)
         self.conv8 = ConvUnit(c512, c512, 3, activate=True)
@@ -70,7 +73,7 @@ class FashionCNN(nn.Module):
         # Classifier: flatten 512*4*4 = 8192 -> 512 -> classes
         side = image_size // 8
         self.linear1 = nn.Sequential(nn.Linear(c512 * side * side, c512), nn.ReLU())
-        self.drop3 = nn.Dropout(DROPOUT)
+        self.drop3 = nn.Dropout(dropout)
         self.output = nn.Linear(c512, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
