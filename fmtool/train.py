@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
@@ -146,6 +147,13 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _compiled(module: nn.Module) -> nn.Module:
+    """torch.compile, without the 'No CUDA runtime is found' warning inductor's C++ build
+    prints on every CPU-only machine (it is not actionable there)."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return torch.compile(module)
+
+
 @dataclass
 class Trainer:
     task: Task
@@ -165,8 +173,9 @@ class Trainer:
         self.model = self.task.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        stepped = distributed.wrap(self.model, self.device)
-        self.task.model = torch.compile(stepped) if self.compile else stepped
+        self._eager_view = distributed.wrap(self.model, self.device)
+        self._stepped_view = _compiled(self._eager_view) if self.compile else self._eager_view
+        self.task.model = self._stepped_view
         self.main = distributed.is_main()
         self.optimizer = schedules.make_optimizer(self.model, self.recipe)
         steps = len(distributed.shard_batches(list(self.task.batches(0)), self.recipe.batch_size))
@@ -285,6 +294,10 @@ class Trainer:
 
     def train_step(self, batch: Any) -> dict[str, torch.Tensor]:
         """One optimiser step on one batch; returns the batch's metric sums (still on device)."""
+        # A compiled model is specialised to the full batch size; an epoch's ragged last batch
+        # steps eagerly on the same weights instead of paying for a second, dynamic compile.
+        ragged = self.compile and len(batch) != self.recipe.batch_size
+        self.task.model = self._eager_view if ragged else self._stepped_view
         loss, sums = self.task.step(batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

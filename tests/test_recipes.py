@@ -98,6 +98,44 @@ def test_cpu_recipe_is_a_quarter_width_model():
     assert task.model.conv9[0].out_channels == 128
 
 
+def test_dropout_is_a_recipe_value_that_the_checkpoint_remembers(tmp_path: Path):
+    from fmtool.checkpoint import Checkpoint, save_checkpoint
+    from fmtool.classifier import load_classifier
+
+    recipe = CNN_RECIPES["paper"].with_overrides(dropout=0.2, width=0.125)
+    task = CNNTask(load_from_dir_stub(), recipe, CPU)
+    rates = {m.p for m in task.model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.2}
+    save_checkpoint(tmp_path / "m.pt", Checkpoint({**task.meta(), "kind": "cnn"},
+                                                  task.model.state_dict()))
+    model, meta = load_classifier(tmp_path / "m.pt", CPU)
+    assert meta["architecture"]["dropout"] == 0.2
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.2}
+    assert CNN_RECIPES["paper"].dropout == 0.7  # the report's rate stays the paper default
+
+
+def test_a_compiled_model_only_ever_sees_full_batches(tiny_fashion: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    """The ragged last batch of an epoch steps eagerly rather than forcing a second compile."""
+    seen: list[int] = []
+
+    class RecordingCompile(torch.nn.Module):
+        def __init__(self, module: torch.nn.Module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(len(x))
+            return self.module(x)
+
+    monkeypatch.setattr(torch, "compile", RecordingCompile)
+    recipe = CNN_RECIPES["paper"].with_overrides(epochs=1, batch_size=32, width=0.125, val_size=0)
+    task = CNNTask(load_from_dir(tiny_fashion), recipe, CPU)
+    assert len(task.train_x) % 32  # 200 images: six full batches and one of 8
+    Trainer(task, recipe, tmp_path / "run", CPU, compile=True).fit()
+    assert seen == [32] * (len(task.train_x) // 32)
+
+
 def load_from_dir_stub():
     from fmtool.data.fashion import FashionMNIST
 
