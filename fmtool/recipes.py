@@ -119,5 +119,6 @@ VAE_RECIPES: dict[str, Recipe] = {
         image_size=224,
         description="the report's Table 3: Adam 3e-4, StepLR 25/0.95, 1000 epochs, batch 64, 224 px",
         val_size=0,  # the VAE holds out whole people instead (see fmtool/vae_task.py)
+        dropout=0.0,  # the VAE has no dropout layers
     ),
 }
