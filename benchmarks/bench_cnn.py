@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fmtool.checkpoint import Checkpoint, save_checkpoint
-from fmtool.classifier import CNNTask, predict_logits
+from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
+from fmtool.cnn.inference import predict_logits
+from fmtool.cnn.task import CNNTask
 from fmtool.data import fashion
-from fmtool.device import choose_device, choose_precision, precision_name
+from fmtool.engine.device import choose_device, choose_precision, precision_name
 from fmtool.models.cnn import FashionCNN
-from fmtool.recipes import CNN_RECIPES
-from fmtool.train import Trainer
+from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
+from fmtool.engine.trainer import Trainer
 
 
 def synthetic(n: int) -> fashion.FashionMNIST:

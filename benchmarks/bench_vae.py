@@ -4,7 +4,7 @@ Training: fmtool's Trainer running the VAETask (progress bar, metric sums, Ctrl-
 a bare Adam loop over the same model (same initial weights), the same random uint8 faces, the
 same loss and batch order. The engine's validation and per-epoch figures are switched off so
 both sides time the same work; each side runs one warm-up epoch, then one timed epoch.
-Reconstruction: `fmtool.vae_task.reconstruct` (what `fmtool reconstruct` calls per batch) against
+Reconstruction: `fmtool.vae.task.reconstruct` (what `fmtool reconstruct` calls per batch) against
 a bare `decode(encode(x).mu)` loop. `--files N` also times the whole `reconstruct` command path
 (JPEG decoding, crop, model, PNGs, grids, CSV) on N synthetic 250x250 JPEGs.
 
@@ -25,11 +25,13 @@ from pathlib import Path
 import torch
 
 from fmtool.data.faces import FaceSplits, to_unit
-from fmtool.device import autocast, choose_device, describe
+from fmtool.engine.device import autocast, choose_device, describe
 from fmtool.models.vae import FaceVAE, vae_loss_terms
-from fmtool.recipes import VAE_RECIPES, Recipe
-from fmtool.train import Trainer
-from fmtool.vae_task import VAETask, reconstruct
+from fmtool.vae.recipes import RECIPES as VAE_RECIPES
+from fmtool.vae.recipes import VAERecipe as Recipe
+from fmtool.engine.trainer import Trainer
+from fmtool.vae.inference import reconstruct
+from fmtool.vae.task import VAETask
 
 LATENT = 256
 
@@ -59,7 +61,7 @@ def engine_training(recipe: Recipe, images: torch.Tensor, device: torch.device,
     splits = FaceSplits(train=images, val=images[:2], train_people=1, val_people=1,
                         source=Path("random"))
     torch.manual_seed(0)
-    task = _UnvalidatedTask(splits, recipe, device, latent_dim=LATENT, precision=precision)
+    task = _UnvalidatedTask(splits, recipe, device, precision=precision)
     with tempfile.TemporaryDirectory() as folder:
         history = Trainer(task, recipe, Path(folder) / "run", device).fit()
     return history[-1]["images_per_s"]
@@ -124,9 +126,9 @@ def command_reconstruction(size: int, files: int, device: torch.device) -> float
     import numpy as np
     from PIL import Image
 
-    from fmtool.checkpoint import Checkpoint, save_checkpoint
+    from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
     from fmtool.data.faces import preprocessing
-    from fmtool.reconstruct import reconstruct_folder
+    from fmtool.vae.reconstruct import reconstruct_folder
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)

@@ -1,5 +1,5 @@
 """`python -m fmtool` (and `torchrun -m fmtool`) enter the same CLI as the console script."""
 
-from fmtool.cli import main
+from fmtool.cli.app import main
 
 main()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmtool.checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
+from fmtool.engine.checkpoint import FORMAT_VERSION, Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.errors import UserError
 
 

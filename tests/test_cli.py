@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmtool.checkpoint import Checkpoint, save_checkpoint
-from fmtool.cli import app
+from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
+from fmtool.cli.app import app
 from tests.conftest import synthetic_fashion
 
 runner = CliRunner()
@@ -32,7 +32,7 @@ def trained(tmp_path_factory) -> dict:
 
 
 def test_help_and_completion_do_not_import_torch():
-    code = "import sys, fmtool.cli; print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))"
+    code = "import sys, fmtool.cli.app; print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

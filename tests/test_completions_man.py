@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from fmtool import docs_gen
+from tools import docs_gen
 
 REPO = Path(__file__).resolve().parents[1]
-REGENERATE = "python -m fmtool.docs_gen"
+REGENERATE = "python -m tools.docs_gen"
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_fish_completes(tmp_path: Path):
 
 def test_typers_own_completion_does_not_import_torch(tmp_path: Path):
     """`fmtool --install-completion` installs Typer's completion, which runs fmtool per Tab."""
-    code = "import sys; sys.argv = ['fmtool']; from fmtool.cli import main; main()"
+    code = "import sys; sys.argv = ['fmtool']; from fmtool.cli.app import main; main()"
     env = {**os.environ, "_FMTOOL_COMPLETE": "complete_bash", "COMP_WORDS": "fmtool train cnn --de",
            "COMP_CWORD": "3", "PYTHONPROFILEIMPORTTIME": "1"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,

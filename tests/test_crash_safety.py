@@ -22,8 +22,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fmtool.checkpoint import load_checkpoint
-from fmtool.cli import app
+from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.cli.app import app
 from tests.conftest import synthetic_fashion
 
 EPOCHS = 6

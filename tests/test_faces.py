@@ -1,5 +1,6 @@
 """Faces: finding them, splitting them by person, the report's crop, the decode cache, downloads."""
 
+import re
 from pathlib import Path
 from urllib.error import URLError
 
@@ -11,6 +12,8 @@ from PIL import Image
 from fmtool.data import faces
 from fmtool.data.faces import (face_array, list_images, load_face, load_face_splits, person_of,
                                split_by_person)
+from fmtool.cli.options import flag
+from fmtool.cli.output import TERMINAL
 from fmtool.errors import UserError
 from tests.vae_helpers import face_image, write_faces
 
@@ -97,7 +100,7 @@ def test_limits_take_seeded_subsets_of_each_side(tmp_path: Path):
 def test_unreadable_images_are_skipped_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture):
     write_faces(tmp_path, people=3, per_person=3)
     (tmp_path / "Person_1" / "Person_1_0009.jpg").write_bytes(b"not a jpeg")
-    splits = load_face_splits(tmp_path, 32, val_fraction=0.3)
+    splits = load_face_splits(tmp_path, 32, val_fraction=0.3, feedback=TERMINAL)
     assert len(splits.train) + len(splits.val) == 9 and len(splits.skipped) == 1
     assert "Person_1_0009.jpg" in capsys.readouterr().err
 
@@ -123,8 +126,10 @@ def test_offline_download_says_what_to_do(monkeypatch: pytest.MonkeyPatch):
         raise URLError("no network")
 
     monkeypatch.setattr(faces, "_fetch_with_sklearn", offline)
-    with pytest.raises(UserError, match="could not download LFW.*--data-dir.*FMTOOL_FACES_DIR"):
+    with pytest.raises(UserError) as refused:
         load_face_splits(None, 32)
+    shown = refused.value.render(flag)  # as the command line prints it
+    assert re.search("could not download LFW.*--data-dir.*FMTOOL_FACES_DIR", shown)
 
 
 def test_real_lfw_faces_split_by_person(shared_data: Path):

@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmtool.checkpoint import FORMAT_VERSION
-from fmtool.cli import app
+from fmtool.engine.checkpoint import FORMAT_VERSION
+from fmtool.cli.app import app
 from fmtool.data.faces import load_face
 from fmtool.data.images import load_fashion_item
 from tests.conftest import synthetic_fashion, write_idx

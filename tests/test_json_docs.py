@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmtool import docs_gen
-from fmtool.cli import app
+from tools import docs_gen
+from fmtool.cli.app import app
 from tests.conftest import synthetic_fashion
 from tests.vae_helpers import make_vae_checkpoint, write_faces
 

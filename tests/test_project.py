@@ -13,19 +13,19 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fmtool.analysis import projection_plots
-from fmtool.analysis.activations import (capture, layer_groups, layer_shapes, parse_layers,
+from fmtool.cnn import projection_plots
+from fmtool.cnn.activations import (capture, layer_groups, layer_shapes, parse_layers,
                                          sample_per_class)
-from fmtool.analysis.projection import (Projection, analyse_layer, knn_accuracy, project,
+from fmtool.cnn.projection import (Projection, analyse_layer, knn_accuracy, project,
                                         silhouette, write_csv)
-from fmtool.checkpoint import Checkpoint, save_checkpoint
-from fmtool.classifier import predict_logits
-from fmtool.cli import app
+from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
+from fmtool.cnn.inference import predict_logits
+from fmtool.cli.app import app
 from fmtool.data import fashion
 from fmtool.errors import UserError
 from fmtool.models.cnn import LAYER_NAMES, FashionCNN
-from fmtool.paths import runs_dir
-from fmtool.recipes import CNN_RECIPES
+from fmtool.engine.paths import runs_dir
+from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
 
 WIDTH = 0.0625  # channels 2, 4, 8, 32: the report's topology at a size tests run in milliseconds
 
@@ -279,7 +279,7 @@ def test_cli_mistakes_give_one_line_errors(args, message):
 
 
 def test_cli_module_stays_light():
-    code = ("import sys, fmtool.cli; "
+    code = ("import sys, fmtool.cli.app; "
             "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmtool import augment
-from fmtool.checkpoint import load_checkpoint
-from fmtool.classifier import CNNTask
+from fmtool.data import augment
+from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.cnn.task import CNNTask
 from fmtool.data.fashion import load_from_dir
-from fmtool.device import seed_everything
-from fmtool.recipes import CNN_RECIPES
-from fmtool.schedules import WeightEMA, make_optimizer, make_schedule
-from fmtool.train import Trainer
+from fmtool.engine.device import seed_everything
+from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
+from fmtool.engine.schedules import WeightEMA, make_optimizer, make_schedule
+from fmtool.engine.trainer import Trainer
 
 CPU = torch.device("cpu")
 
@@ -99,8 +99,8 @@ def test_cpu_recipe_is_a_quarter_width_model():
 
 
 def test_dropout_is_a_recipe_value_that_the_checkpoint_remembers(tmp_path: Path):
-    from fmtool.checkpoint import Checkpoint, save_checkpoint
-    from fmtool.classifier import load_classifier
+    from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
+    from fmtool.cnn.inference import load_classifier
 
     recipe = CNN_RECIPES["paper"].with_overrides(dropout=0.2, width=0.125)
     task = CNNTask(load_from_dir_stub(), recipe, CPU)
@@ -145,7 +145,7 @@ def load_from_dir_stub():
 
 
 def test_the_closing_summary_names_the_selected_epoch_and_the_reports_measure():
-    from fmtool.cli_common import selection_summary
+    from fmtool.cli.training import selection_summary
 
     history = [{"epoch": 1, "val_acc": 0.80, "test_acc": 0.81},
                {"epoch": 2, "val_acc": 0.85, "test_acc": 0.83},

@@ -5,14 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmtool.checkpoint import load_checkpoint
-from fmtool.classifier import CNNTask
+from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.cnn.task import CNNTask
 from fmtool.data.fashion import load_from_dir
-from fmtool.device import seed_everything
+from fmtool.engine.device import seed_everything
 from fmtool.errors import UserError
-from fmtool.recipes import CNN_RECIPES
-from fmtool.runlock import run_lock
-from fmtool.train import Trainer, TrainingInterrupted, read_metrics
+from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
+from fmtool.engine.runs import run_lock
+from fmtool.engine.runs import read_metrics
+from fmtool.engine.trainer import Trainer, TrainingInterrupted
 
 CPU = torch.device("cpu")
 RECIPE = CNN_RECIPES["paper"].with_overrides(epochs=4, batch_size=16, lr=2e-3, step_size=3, val_size=0)

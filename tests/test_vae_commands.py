@@ -9,15 +9,17 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmtool.checkpoint import load_checkpoint
-from fmtool.cli import app
+from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.cli.app import app
 from fmtool.data.faces import decode_faces, load_face_splits
-from fmtool.device import seed_everything
-from fmtool.fuse import fuse_pair, slerp
-from fmtool.paths import runs_dir
-from fmtool.recipes import VAE_RECIPES
-from fmtool.train import Trainer, TrainingInterrupted, read_metrics
-from fmtool.vae_task import VAETask, decode, encode, load_vae
+from fmtool.engine.device import seed_everything
+from fmtool.vae.fuse import fuse_pair, slerp
+from fmtool.engine.paths import runs_dir
+from fmtool.vae.recipes import RECIPES as VAE_RECIPES
+from fmtool.engine.runs import read_metrics
+from fmtool.engine.trainer import Trainer, TrainingInterrupted
+from fmtool.vae.inference import decode, encode, load_vae
+from fmtool.vae.task import VAETask
 from tests.vae_helpers import face_image, make_vae_checkpoint, write_faces
 
 CPU = torch.device("cpu")
@@ -78,7 +80,8 @@ def test_train_vae_end_to_end_then_resume_then_use_the_latest_run(tmp_path: Path
 def _vae_trainer(faces: Path, run_dir: Path, **kwargs) -> Trainer:
     recipe = VAE_RECIPES["paper"].with_overrides(epochs=2, batch_size=8, image_size=32)
     seed_everything(recipe.seed)
-    task = VAETask(load_face_splits(faces, 32, 0.2), recipe, CPU, latent_dim=8)
+    recipe = recipe.with_overrides(latent_dim=8)
+    task = VAETask(load_face_splits(faces, 32, 0.2), recipe, CPU)
     return Trainer(task, recipe, run_dir, CPU, **kwargs)
 
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from fmtool.analysis.image_metrics import mse, psnr, ssim
+from fmtool.metrics.image import mse, psnr, ssim
 from fmtool.models.vae import FaceVAE, reparameterize, vae_loss_terms
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from fmtool.checkpoint import Checkpoint, save_checkpoint
+from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from fmtool.data.faces import preprocessing
 from fmtool.models.vae import FaceVAE
 

@@ -28,16 +28,18 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from fmtool import console
 from fmtool.data.images import ImageReadError, open_image, to_grayscale
-from fmtool.errors import UserError
-from fmtool.paths import cache_dir, datasets_dir
+from fmtool.engine.batching import seeded_subset
+from fmtool.engine.feedback import SILENT, Feedback
+from fmtool.engine.io import atomic_write
+from fmtool.engine.paths import cache_dir, datasets_dir
+from fmtool.errors import Option, UserError
 
 ENV_DIR = "FMTOOL_FACES_DIR"
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
@@ -85,7 +87,7 @@ def split_by_person(persons: Sequence[str], val_fraction: float,
     `val_fraction` of the images; at least one person stays on each side.
     """
     if not 0.0 < val_fraction < 1.0:
-        raise UserError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+        raise UserError("{} must be between 0 and 1, got {}", Option("val_fraction"), val_fraction)
     counts = Counter(persons)
     names = sorted(counts)
     if len(names) < 2:
@@ -105,11 +107,11 @@ def split_by_person(persons: Sequence[str], val_fraction: float,
     return train, val
 
 
-def seeded_subset(indices: list[int], limit: int | None, seed: int) -> list[int]:
+def subset_of(indices: list[int], limit: int | None, seed: int) -> list[int]:
+    """`limit` of `indices` drawn at random, kept in their original order."""
     if limit is None or limit >= len(indices):
         return indices
-    order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))[:limit]
-    return [indices[i] for i in sorted(order.tolist())]
+    return [indices[i] for i in sorted(seeded_subset(len(indices), limit, seed).tolist())]
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -146,7 +148,7 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 
 
 def decode_faces(files: Sequence[Path], size: int, crop: Sequence[int] = CROP,
-                 show_progress: bool = False) -> tuple[torch.Tensor, list[bool], list[tuple[Path, str]]]:
+                 feedback: Feedback | None = None) -> tuple[torch.Tensor, list[bool], list[tuple[Path, str]]]:
     """Decodes and preprocesses `files` in threads (Pillow releases the GIL while decoding).
 
     Returns uint8 [n_ok, 3, size, size] in the order of `files`, which files worked, and
@@ -164,8 +166,8 @@ def decode_faces(files: Sequence[Path], size: int, crop: Sequence[int] = CROP,
     workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(work, i) for i in range(len(files))]
-        if show_progress:
-            with console.progress(transient=True) as bars:
+        if feedback is not None:
+            with feedback.progress(transient=True) as bars:
                 bar = bars.add_task(f"decoding {len(files)} faces (once; cached)",
                                     total=len(files), status="")
                 for future in as_completed(futures):
@@ -189,8 +191,8 @@ def _cache_path(root: Path, files: Sequence[Path], size: int) -> Path:
     return cache_dir() / "faces" / f"{safe}-{size}px-{digest.hexdigest()[:16]}.pt"
 
 
-def cached_faces(root: Path, files: Sequence[Path],
-                 size: int) -> tuple[torch.Tensor, list[bool], list[tuple[Path, str]]]:
+def cached_faces(root: Path, files: Sequence[Path], size: int,
+                 feedback: Feedback = SILENT) -> tuple[torch.Tensor, list[bool], list[tuple[Path, str]]]:
     """`decode_faces` through a cache file; decoding happens only the first time."""
     path = _cache_path(root, files, size)
     if path.is_file():
@@ -202,36 +204,33 @@ def cached_faces(root: Path, files: Sequence[Path],
                 return saved["images"], ok, failed
         except Exception:  # a damaged cache is rebuilt, never fatal
             pass
-    images, ok, failed = decode_faces(files, size, show_progress=True)
+    images, ok, failed = decode_faces(files, size, feedback=feedback)
     payload = {"images": images, "ok": ok,
                "failed": [[p.relative_to(root).as_posix(), reason] for p, reason in failed]}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        console.stderr.print(f"could not cache the decoded faces ({exc}); "
-                             "they will be decoded again next time", markup=False)
+        with atomic_write(path) as sink:
+            torch.save(payload, sink)
+    except UserError as exc:
+        feedback.note(f"{exc}; the faces will be decoded again next time")
     return images, ok, failed
 
 
-def download_lfw(root: Path) -> Path:
+def download_lfw(root: Path, feedback: Feedback = SILENT, fetch: Callable[[Path], None] | None = None) -> Path:
     """LFW (funneled) fetched once through scikit-learn into `root`; returns the image folder."""
     folder = root / "lfw_home" / "lfw_funneled"
     if folder.is_dir() and any(folder.iterdir()):
         return folder
-    console.stderr.print(f"downloading LFW (funneled, about 230 MB) through scikit-learn into {root}")
+    feedback.note(f"downloading LFW (funneled, about 230 MB) through scikit-learn into {root}")
     try:
-        _fetch_with_sklearn(root)
+        (fetch or _fetch_with_sklearn)(root)
     except Exception as exc:  # URLError, socket errors, checksum mismatch ...
         raise UserError(
-            f"could not download LFW ({type(exc).__name__}: {str(exc)[:120]}); check the network, "
-            f"or pass --data-dir DIR (or set {ENV_DIR}) to a folder of face images"
+            "could not download LFW ({}: {}); check the network, or pass {} DIR (or set {}) to a "
+            "folder of face images", type(exc).__name__, str(exc)[:120], Option("data_dir"), ENV_DIR
         ) from exc
     if not folder.is_dir():
-        raise UserError(f"the LFW download did not produce {folder}; delete {root / 'lfw_home'} "
-                        f"and try again, or pass --data-dir DIR")
+        raise UserError("the LFW download did not produce {}; delete {} and try again, or pass "
+                        "{} DIR", folder, root / "lfw_home", Option("data_dir"))
     return folder
 
 
@@ -247,12 +246,12 @@ def _fetch_with_sklearn(root: Path) -> None:
             raise
 
 
-def resolve_faces_dir(data_dir: Path | None) -> Path:
+def resolve_faces_dir(data_dir: Path | None, feedback: Feedback = SILENT) -> Path:
     """`--data-dir`, else $FMTOOL_FACES_DIR, else LFW downloaded into the cache."""
     if data_dir is None and os.environ.get(ENV_DIR):
         data_dir = Path(os.environ[ENV_DIR]).expanduser()
     if data_dir is None:
-        return download_lfw(datasets_dir())
+        return download_lfw(datasets_dir(), feedback)
     if not data_dir.is_dir():
         raise UserError(f"faces folder {data_dir} does not exist")
     return data_dir
@@ -276,23 +275,22 @@ class FaceSplits:
 
 def load_face_splits(data_dir: Path | None, image_size: int, val_fraction: float = 0.1,
                      seed: int = 0, limit: int | None = None,
-                     val_limit: int | None = None) -> FaceSplits:
+                     val_limit: int | None = None, feedback: Feedback = SILENT) -> FaceSplits:
     """Training and validation faces, split by person, preprocessed and cached."""
-    root = resolve_faces_dir(data_dir)
+    root = resolve_faces_dir(data_dir, feedback)
     files = list_images(root)
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found in {root}")
     persons = [person_of(f, root) for f in files]
     train_index, val_index = split_by_person(persons, val_fraction)
-    train_index = seeded_subset(train_index, limit, seed)
-    val_index = seeded_subset(val_index, val_limit, seed)
+    train_index = subset_of(train_index, limit, seed)
+    val_index = subset_of(val_index, val_limit, seed)
     chosen = train_index + val_index
-    images, ok, failed = cached_faces(root, [files[i] for i in chosen], image_size)
+    images, ok, failed = cached_faces(root, [files[i] for i in chosen], image_size, feedback)
     if failed:
         shown = "; ".join(f"{p.relative_to(root)} ({reason})" for p, reason in failed[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
-        console.stderr.print(f"skipped {len(failed)} unreadable images: {shown}{more}",
-                             markup=False)
+        feedback.note(f"skipped {len(failed)} unreadable images: {shown}{more}")
     kept = [i for i, good in zip(chosen, ok) if good]
     n_train = sum(ok[:len(train_index)])
     if n_train == 0 or n_train == len(kept):

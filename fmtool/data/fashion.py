@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fmtool.errors import UserError
-from fmtool.paths import datasets_dir
+from fmtool.engine.batching import seeded_subset
+from fmtool.errors import Option, UserError
+from fmtool.engine.paths import datasets_dir
 
 ENV_DIR = "FMTOOL_FASHION_DIR"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -140,9 +141,9 @@ def to_model_input(images: torch.Tensor, size: int = 32) -> torch.Tensor:
 def subset(images: torch.Tensor, labels: torch.Tensor, limit: int | None,
            seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random subset (the shared copy is sorted by label, so never take the head)."""
+    if limit is not None and limit <= 0:
+        raise UserError("{} must be positive, got {}", Option("limit"), limit)
     if limit is None or limit >= len(images):
         return images, labels
-    if limit <= 0:
-        raise UserError(f"--limit must be positive, got {limit}")
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit]
+    order = seeded_subset(len(images), limit, seed)
     return images[order], labels[order]

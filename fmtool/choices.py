@@ -1,0 +1,67 @@
+"""The closed sets of values that options take, as enums the command line validates.
+
+Kept free of heavy imports: the CLI builds its options from these before torch is loaded.
+Each member is its own value as a string (`Device.cpu == "cpu"`), so library code can take
+either the enum or the plain word.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A str-valued enum that prints as its value (what the user typed)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+class Device(Choice):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Precision(Choice):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Compile(Choice):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+class Invert(Choice):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+class ProjectionMethod(Choice):
+    tsne = "tsne"
+    pca = "pca"
+
+
+class FusionMethod(Choice):
+    lerp = "lerp"
+    slerp = "slerp"
+
+
+class Optimizer(Choice):
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Schedule(Choice):
+    step = "step"
+    onecycle = "onecycle"
+    cosine = "cosine"

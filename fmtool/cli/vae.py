@@ -1,0 +1,179 @@
+"""The face VAE's commands: `train vae`, `reconstruct` and `fuse`.
+
+Like every cli module, nothing heavy is imported at module level: torch and friends load inside the
+commands, so `fmtool --help` stays instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from fmtool.choices import FusionMethod
+from fmtool.cli import output
+from fmtool.cli.options import (CompileOpt, DeviceOpt, ForceOpt, JsonOpt, NameOpt, PrecisionOpt,
+                                ResumeOpt, choice)
+from fmtool.cli.recipe_options import recipe_options
+from fmtool.errors import UserError
+from fmtool.vae import recipes
+
+FacesDirOpt = Annotated[Optional[Path], typer.Option(
+    "--data-dir", help="Folder of face images, searched recursively, one sub-folder per person "
+    "(else $FMTOOL_FACES_DIR, else LFW downloaded into the cache).", file_okay=False)]
+VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
+    help="A .pt file or a VAE run folder; default: the latest VAE run (its best.pt).")]
+
+
+@recipe_options(recipes.VAERecipe, recipes.PAPER)
+def train_vae(
+    recipe: Annotated[str, typer.Option(help="Starting recipe: paper = the report's Table 3.")] = "paper",
+    limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N training faces.", min=2)] = None,
+    val_limit: Annotated[Optional[int], typer.Option(help="Validate each epoch on N held-out faces only.", min=1)] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    compile: CompileOpt = "auto",
+    data_dir: FacesDirOpt = None,
+    name: NameOpt = None,
+    resume: ResumeOpt = False,
+    *,
+    overrides: dict[str, Any],
+) -> None:
+    """Train the report's VAE on faces (LFW, downloaded on first use, or any folder of faces).
+
+    Faces are centre-cropped (224/250 of the shorter side), resized to --image-size and decoded once into a cache. Validation holds out whole people (folders) and is measured every epoch: loss (BCE + KL, as its parts), and PSNR and SSIM of the reconstructions.
+
+    The run folder keeps run.json, metrics.jsonl, last.pt (resumable), best.pt (lowest validation loss), reconstructions/epoch_NNNN.png and the loss and PSNR curves. Ctrl-C stops cleanly; --resume continues where it stopped.
+    """
+    from fmtool.cli.training import choose_recipe, run_training
+
+    image_size = overrides.get("image_size")
+    if image_size is not None and image_size % 32:
+        raise UserError(f"--image-size must be a multiple of 32 (the encoder halves it five "
+                        f"times), got {image_size}; try {max(32, round(image_size / 32) * 32)}")
+    options = {"limit": limit, "val_limit": val_limit, "precision": str(precision),
+               "compile": str(compile),
+               "data_dir": str(data_dir.resolve()) if data_dir is not None else None}
+    folder, chosen, options = choose_recipe("vae", recipes.RECIPES, recipe, name, resume,
+                                            overrides, options)
+
+    def build_task(device: Any) -> Any:
+        from fmtool.data.faces import load_face_splits
+        from fmtool.engine.device import choose_precision
+        from fmtool.vae.task import VAETask
+
+        source = Path(options["data_dir"]) if options.get("data_dir") else None
+        faces = load_face_splits(source, chosen.image_size, chosen.val_fraction, chosen.seed,
+                                 options["limit"], options["val_limit"], output.TERMINAL)
+        return VAETask(faces, chosen, device,
+                       precision=choose_precision(options.get("precision", "auto"), device))
+
+    run_training("vae", chosen, options, folder, str(device), resume, build_task)
+
+
+def reconstruct(
+    folder: Annotated[Path, typer.Argument(help="Folder of face images.", show_default=False, metavar="DIR")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("reconstructions"),
+    checkpoint: VaeCheckpointOpt = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also read images in sub-folders.")] = False,
+    sample: Annotated[bool, typer.Option("--sample", help="Decode a random z ~ q(z|x) instead of its mean.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the noise for --sample.")] = 0,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Reconstruct every face in FOLDER with a VAE checkpoint.
+
+    Writes into --out: images/ (each reconstruction as PNG), side_by_side_NNN.png (the report's Figure 9: 64 originals beside their reconstructions), alternating_NNN.png (Figure 10: pairs in alternating columns) and metrics.csv (per image: BCE, MSE, PSNR, SSIM). Faces get the training preprocessing (centre crop, resize). Deterministic unless --sample.
+
+    Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force.
+    """
+    from fmtool.engine.device import choose_device
+    from fmtool.engine.runs import resolve_checkpoint
+    from fmtool.vae.reconstruct import reconstruct_folder
+
+    path = resolve_checkpoint(checkpoint, "vae")
+    report = reconstruct_folder(folder, path, out, choose_device(str(device)), recursive=recursive,
+                                sample=sample, seed=seed, force=force, feedback=output.TERMINAL)
+    _report_skipped(report["skipped"])
+    if json_out:
+        output.print_json(report)
+    else:
+        m = report["mean"]
+        skipped = f", {len(report['skipped'])} skipped" if report["skipped"] else ""
+        output.stdout.print(f"reconstructed {report['images']} images{skipped}: BCE {m['bce']:.4f}  "
+                        f"MSE {m['mse']:.5f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
+                        f"-> {report['out']} (metrics.csv, {len(report['grids'])} grids)",
+                        markup=False)
+    if report["skipped"]:
+        raise typer.Exit(1)
+
+
+def _report_skipped(skipped: list[dict[str, str]]) -> None:
+    for item in skipped:
+        output.stderr.print(f"skipped {item['path']}: {item['error']}", markup=False)
+
+
+def fuse(
+    images: Annotated[Optional[list[Path]], typer.Argument(help="A.jpg B.jpg to blend; or one face to move along --group-a -> --group-b; or none with two groups.", show_default=False, metavar="[FACE...]")] = None,
+    steps: Annotated[int, typer.Option(help="Frames, both ends included.", min=2, max=1000)] = 10,
+    method: Annotated[FusionMethod, choice(FusionMethod, "method", "lerp: straight line; slerp: great circle, codes keep their length.")] = FusionMethod.lerp,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Strip image (frames go to <name>_frames/), or a folder for strip.png and the frames.")] = Path("fusion.png"),
+    group_a: Annotated[Optional[Path], typer.Option("--group-a", help="Folder of images, or text file of image names (like LFW's female_names.txt).")] = None,
+    group_b: Annotated[Optional[Path], typer.Option("--group-b", help="Like --group-a; the direction goes from A to B.")] = None,
+    strength: Annotated[float, typer.Option(help="With one face and two groups: add up to STRENGTH x (mean B - mean A).")] = 1.0,
+    group_limit: Annotated[int, typer.Option(help="Average at most N faces per group (seeded subset).", min=1)] = 256,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the names in a list file are looked up (else $FMTOOL_FACES_DIR, else the list's folder).", file_okay=False)] = None,
+    checkpoint: VaeCheckpointOpt = None,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Blend faces through the VAE's latent space (the report's Figures 11 and 12).
+
+    fuse A.jpg B.jpg decodes (1-a)*z_A + a*z_B for --steps values of a from 0 to 1 (z = the encoder's mean, so the ends are A's and B's reconstructions) and writes one strip (A, the frames, B) and each frame.
+
+    fuse --group-a F.txt --group-b M.txt walks between the mean codes of two groups; fuse FACE.jpg --group-a F.txt --group-b M.txt --strength 1.5 adds the attribute vector (mean B - mean A) to one face, from 0 to STRENGTH.
+    """
+    from fmtool.vae import fuse as fusing
+    from fmtool.engine.device import choose_device
+    from fmtool.engine.runs import resolve_checkpoint
+    from fmtool.vae.inference import load_vae
+
+    images = images or []
+    groups = group_a is not None and group_b is not None
+    if (group_a is None) != (group_b is None):
+        raise UserError("give both --group-a and --group-b (the attribute goes from A to B)")
+    if not groups and len(images) != 2:
+        raise UserError("give two faces (fuse A.jpg B.jpg), or --group-a and --group-b "
+                        "(with one face or none)")
+    if groups and len(images) > 1:
+        raise UserError("with --group-a/--group-b give one face (to move along the attribute) "
+                        "or none (to walk between the groups)")
+    chosen = choose_device(str(device))
+    model, meta = load_vae(resolve_checkpoint(checkpoint, "vae"), chosen)
+    if not groups:
+        fusion = fusing.fuse_pair(model, meta, images[0], images[1], steps, method.value, chosen)
+    elif images:
+        fusion = fusing.add_attribute(model, meta, images[0], group_a, group_b, strength, steps,
+                                      chosen, data_dir, group_limit, output.TERMINAL)
+    else:
+        fusion = fusing.fuse_groups(model, meta, group_a, group_b, steps, method.value, chosen,
+                                    data_dir, group_limit, output.TERMINAL)
+    report = fusing.write_fusion(fusion, out, force)
+    _report_skipped(fusion.skipped)
+    if json_out:
+        output.print_json(report)
+    else:
+        _print_fusion(fusion, report)
+    if fusion.skipped:
+        raise typer.Exit(1)
+
+
+def _print_fusion(fusion: Any, report: dict[str, Any]) -> None:
+    key = "strength" if fusion.mode == "attribute" else "a"
+    values = " ".join(f"{frame[key]:.2f}" for frame in report["frames"])
+    frames_folder = Path(report["frames"][0]["path"]).parent
+    output.stdout.print(f"{report['strip']}  ({len(report['frames'])} frames in {frames_folder}, "
+                    f"{key} = {values})", markup=False)

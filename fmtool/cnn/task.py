@@ -1,0 +1,144 @@
+"""The CNN on Fashion-MNIST as a training task for the shared Trainer.
+
+The whole data set stays as uint8 tensors on the training device; a batch is a slice of an
+index permutation, gathered and preprocessed as one tensor operation (no per-sample work).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from fmtool.cnn.inference import predict_logits
+from fmtool.cnn.recipes import CNNRecipe
+from fmtool.data import augment, fashion
+from fmtool.engine import distributed
+from fmtool.engine.batching import epoch_batches, seeded_permutation
+from fmtool.engine.device import autocast
+from fmtool.models.cnn import FashionCNN
+
+
+def checkpoint_meta(recipe: CNNRecipe, width: float | None = None,
+                    data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a CNN checkpoint carries besides its weights, so it can be used on its own: the
+    architecture to rebuild, class names, input normalisation, TTA, the recipe and the data."""
+    return {
+        "kind": CNNTask.kind,
+        "architecture": {"name": "FashionCNN", "width": recipe.width if width is None else width,
+                         "num_classes": len(fashion.CLASSES), "image_size": recipe.image_size,
+                         "in_channels": 1, "dropout": recipe.dropout},
+        "class_names": list(fashion.CLASSES),
+        "normalization": {"mean": fashion.MEAN, "std": fashion.STD,
+                          "source_size": fashion.SOURCE_SIZE},
+        "tta_flip": recipe.tta_flip,
+        "recipe": recipe.to_dict(),
+        "data": data or {},
+    }
+
+
+def split_validation(images: torch.Tensor, labels: torch.Tensor, size: int,
+                     seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Holds out `size` seeded-random training images (never test images) to pick the best epoch."""
+    order = seeded_permutation(len(images), seed + 1)
+    keep, held = order[size:], order[:size]
+    return images[keep], labels[keep], images[held], labels[held]
+
+
+@dataclass
+class CNNTask:
+    """Cross-entropy training of the report's CNN.
+
+    The best epoch is picked on a validation split held out from the training images
+    (recipe.val_size, at most a tenth of the training images); with val_size 0 it is picked on the
+    test set, the report's own measure.
+    """
+
+    data: fashion.FashionMNIST
+    recipe: CNNRecipe
+    device: torch.device
+    width: float | None = None  # None: the recipe's width
+    limit: int | None = None
+    test_limit: int | None = None
+    precision: torch.dtype | None = None  # autocast dtype; None = fp32
+
+    kind = "cnn"
+    best_mode = "max"
+
+    def __post_init__(self) -> None:
+        r = self.recipe
+        self.width = r.width if self.width is None else self.width
+        train_x, train_y = fashion.subset(self.data.train_images, self.data.train_labels,
+                                          self.limit, r.seed)
+        # Never hold out more than a tenth of what there is to train on (small --limit runs).
+        self.val_size = min(r.val_size, len(train_x) // 10)
+        val_x, val_y = train_x[:0], train_y[:0]
+        if self.val_size:
+            train_x, train_y, val_x, val_y = split_validation(train_x, train_y, self.val_size, r.seed)
+        test_x, test_y = fashion.subset(self.data.test_images, self.data.test_labels,
+                                        self.test_limit, r.seed)
+        # The whole data set lives on the training device; batches are index slices of it.
+        self.train_x, self.train_y = train_x.to(self.device), train_y.to(self.device)
+        self.val_x, self.val_y = val_x.to(self.device), val_y
+        self.test_x, self.test_y = test_x.to(self.device), test_y
+        self.best_metric = "val_acc" if self.val_size else "test_acc"
+        self.model = FashionCNN(num_classes=len(fashion.CLASSES), width=self.width,
+                                image_size=r.image_size, dropout=r.dropout)
+
+    def batches(self, epoch: int) -> list[torch.Tensor]:
+        return epoch_batches(len(self.train_x), self.recipe.batch_size, self.recipe.seed, epoch)
+
+    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        r = self.recipe
+        batch = batch.to(self.device, non_blocking=True)
+        images = augment.random_crop(self.train_x[batch], r.crop_padding)
+        if r.flip:
+            images = augment.random_flip(images)
+        x = augment.random_erase(fashion.to_model_input(images, r.image_size), r.erase)
+        y = self.train_y[batch]
+        with autocast(self.device, self.precision):
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
+        sums = {"loss": loss.detach() * len(y), "correct": (logits.argmax(1) == y).sum(),
+                "count": torch.tensor(float(len(y)))}
+        return loss, sums
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        n = max(sums.get("count", 0.0), 1.0)
+        return {"train_loss": sums.get("loss", 0.0) / n, "train_acc": sums.get("correct", 0.0) / n}
+
+    def status(self, sums: dict[str, float]) -> str:
+        m = self.summarize(sums)
+        return f"loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}"
+
+    def evaluate(self, model: torch.nn.Module) -> dict[str, float]:
+        """Validation (when held out) and test loss and accuracy of `model`."""
+        metrics = {}
+        if self.val_size:
+            metrics.update(self._score(model, self.val_x, self.val_y, "val"))
+        metrics.update(self._score(model, self.test_x, self.test_y, "test"))
+        return metrics
+
+    def _score(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               prefix: str) -> dict[str, float]:
+        """Under torchrun each rank scores its share and the sums meet."""
+        rank, world = distributed.rank(), distributed.world_size()
+        images, labels = images[rank::world], labels[rank::world]
+        logits = predict_logits(model, images, self.recipe.image_size, self.device,
+                                dtype=self.precision, tta_flip=self.recipe.tta_flip)
+        sums = {"loss": float(F.cross_entropy(logits, labels, reduction="sum")),
+                "correct": float((logits.argmax(1) == labels).sum()), "count": float(len(labels))}
+        sums = distributed.all_reduce_sums(sums, self.device)
+        count = max(sums["count"], 1.0)
+        return {f"{prefix}_loss": sums["loss"] / count, f"{prefix}_acc": sums["correct"] / count}
+
+    def meta(self) -> dict[str, Any]:
+        data = {"train_images": len(self.train_x), "val_images": self.val_size,
+                "test_images": len(self.test_x), "source": str(self.data.source)}
+        return checkpoint_meta(self.recipe, width=self.width, data=data)
+
+    def after_epoch(self, run_dir: Path, epoch: int) -> None:
+        return None

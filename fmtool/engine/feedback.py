@@ -1,0 +1,61 @@
+"""How library code talks to the person at the terminal without knowing there is one.
+
+Lower layers never print. Long work takes a `Feedback`: `note` for a line of text (a skipped
+file, a download starting) and `progress` for bars. The CLI passes one that draws on stderr with
+rich; tests and scripts get `SILENT`, which drops everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ContextManager, Iterator, Protocol
+
+
+class ProgressBars(Protocol):
+    """The part of rich.progress.Progress that fmtool uses."""
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0,
+                 **fields: Any) -> Any: ...
+
+    def update(self, task: Any, **changes: Any) -> None: ...
+
+    def advance(self, task: Any, advance: float = 1) -> None: ...
+
+    def remove_task(self, task: Any) -> None: ...
+
+
+class Feedback(Protocol):
+    def note(self, text: str) -> None:
+        """One line of plain text for the user (never interpreted as markup)."""
+
+    def progress(self, transient: bool = False) -> ContextManager[ProgressBars]:
+        """Progress bars for the duration of a `with` block."""
+
+
+class _NoBars:
+    def add_task(self, description: str, total: float | None = None, completed: float = 0,
+                 **fields: Any) -> int:
+        return 0
+
+    def update(self, task: Any, **changes: Any) -> None:
+        pass
+
+    def advance(self, task: Any, advance: float = 1) -> None:
+        pass
+
+    def remove_task(self, task: Any) -> None:
+        pass
+
+
+class Silent:
+    """Feedback that shows nothing: the default for library calls."""
+
+    def note(self, text: str) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def progress(self, transient: bool = False) -> Iterator[ProgressBars]:
+        yield _NoBars()
+
+
+SILENT: Feedback = Silent()

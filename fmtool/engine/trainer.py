@@ -1,0 +1,349 @@
+"""The one training loop both models use: progress, metrics, checkpoints, Ctrl-C and resume.
+
+A model plugs in as a `Task` (what a batch is, how its loss is computed, how it is evaluated).
+The loop owns everything else, so the CNN and the VAE behave the same from the terminal.
+
+Resuming gives the same result as an uninterrupted run on the same device because every source
+of randomness is either derived from (seed, epoch) (the order of the batches) or saved in the
+checkpoint (the global RNG that drives dropout and sampling), and an interrupted epoch restarts
+at the exact batch where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from torch import nn
+
+from fmtool.engine import distributed, schedules
+from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fmtool.engine.feedback import SILENT, Feedback
+from fmtool.engine.recipe import Recipe
+from fmtool.engine.runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, run_lock, write_metrics,
+                                write_run_info)
+from fmtool.errors import Option, UserError
+
+
+class Task(Protocol):
+    """What the loop needs to know about one model and its data."""
+
+    kind: str
+    model: nn.Module
+    best_metric: str  # a key of the epoch record that picks best.pt
+    best_mode: str  # "max" or "min"
+    precision: torch.dtype | None  # autocast dtype of step() and evaluate(); None = fp32
+
+    def batches(self, epoch: int) -> Sequence[Any]:
+        """This epoch's batches, in an order fixed by (seed, epoch)."""
+
+    def step(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss to minimise, and per-batch sums (must include 'count') for running metrics."""
+
+    def summarize(self, sums: dict[str, float]) -> dict[str, float]:
+        """Turns the epoch's sums into train metrics, e.g. {'train_loss': .., 'train_acc': ..}."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Held-out metrics of `model` (the weights or their EMA), e.g. {'test_acc': ..}."""
+
+    def meta(self) -> dict[str, Any]:
+        """What a checkpoint must carry to be used without the training code's arguments:
+        at least its kind and recipe (the Trainer adds options, epoch and metrics)."""
+
+    def after_epoch(self, run_dir: Path, epoch: int) -> None:
+        """Optional per-epoch artefacts (figures, sample grids)."""
+
+    def status(self, sums: dict[str, float]) -> str:
+        """One short text of running metrics for the progress bar."""
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C once a resumable checkpoint is safely on disk."""
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed batches of the current epoch
+    sums: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float | None = None
+    elapsed: float = 0.0
+
+
+class _StopFlag:
+    """First Ctrl-C asks the loop to stop at the next batch boundary; a second aborts."""
+
+    def __init__(self, feedback: Feedback) -> None:
+        self.requested = False
+        self.feedback = feedback
+        self._previous: Any = None
+
+    def __enter__(self) -> "_StopFlag":
+        if _in_main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.feedback.note("stopping after this batch and saving a resumable checkpoint "
+                           "(Ctrl-C again to abort without saving)")
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _compiled(module: nn.Module) -> nn.Module:
+    """torch.compile, without the 'No CUDA runtime is found' warning inductor's C++ build
+    prints on every CPU-only machine (it is not actionable there)."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return torch.compile(module)
+
+
+@dataclass
+class Trainer:
+    task: Task
+    recipe: Recipe
+    run_dir: Path
+    device: torch.device
+    options: dict[str, Any] = field(default_factory=dict)  # CLI choices a resume must reuse
+    log_every: int = 20
+    should_stop: Callable[[], bool] | None = None  # tests use this to simulate Ctrl-C
+    channels_last: bool = False
+    compile: bool = False
+    feedback: Feedback = SILENT  # progress bars and one line per epoch
+    state: TrainState = field(default_factory=TrainState)
+
+    def __post_init__(self) -> None:
+        # self.model is the plain module (saved, evaluated); the task steps through the
+        # DDP-wrapped and/or compiled view of the same parameters.
+        self.model = self.task.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self._eager_view = distributed.wrap(self.model, self.device)
+        self._stepped_view = _compiled(self._eager_view) if self.compile else self._eager_view
+        self.task.model = self._stepped_view
+        self.main = distributed.is_main()
+        self.optimizer = schedules.make_optimizer(self.model, self.recipe)
+        steps = len(distributed.shard_batches(list(self.task.batches(0)), self.recipe.batch_size))
+        self.scheduler = schedules.make_schedule(self.optimizer, self.recipe, steps)
+        self.per_batch_schedule = schedules.steps_per_batch(self.recipe)
+        self.ema = (schedules.WeightEMA(self.model, self.recipe.ema_decay)
+                    if self.recipe.ema_decay > 0 else None)
+        # A task that autocasts to fp16 on a GPU needs loss scaling; bf16 and fp32 do not.
+        fp16 = getattr(self.task, "precision", None) == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=fp16 and self.device.type == "cuda")
+
+    # -- checkpoints -------------------------------------------------------------------------
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are evaluated and kept in best.pt: the EMA when the recipe has one."""
+        return self.ema.model if self.ema is not None else self.model
+
+    def _meta(self) -> dict[str, Any]:
+        last = self.state.history[-1] if self.state.history else {}
+        return {**self.task.meta(), "options": self.options, "epoch": self.state.epoch,
+                "metrics": last}
+
+    def _save_last(self) -> None:
+        if not self.main:
+            return
+        s = self.state
+        train_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "epochs": self.recipe.epochs,
+            "rng": _rng_state(self.device),
+            "epoch": s.epoch, "step": s.step, "sums": dict(s.sums),
+            "history": json.dumps(s.history), "best": s.best, "elapsed": s.elapsed,
+        }
+        save_checkpoint(self.run_dir / LAST_CHECKPOINT,
+                        Checkpoint(self._meta(), self.model.state_dict(), train_state))
+
+    def resume(self) -> None:
+        """Restores model, optimiser, scheduler, RNG and progress from the run's last.pt."""
+        path = self.run_dir / LAST_CHECKPOINT
+        if not path.is_file():
+            raise UserError("run {} has no checkpoint to resume; start it without {}",
+                            self.run_dir.name, Option("resume"))
+        ckpt = load_checkpoint(path, expect_kind=self.task.kind, map_location=self.device)
+        if ckpt.train_state is None:
+            raise UserError(f"{path} holds no training state; it cannot be resumed")
+        ts = ckpt.train_state
+        if self.per_batch_schedule and ts.get("epochs", self.recipe.epochs) != self.recipe.epochs:
+            raise UserError("run {} uses the {} schedule, which is planned for its epoch count; "
+                            "{} cannot change on resume", self.run_dir.name, self.recipe.schedule,
+                            Option("epochs"))
+        self.model.load_state_dict(ckpt.model)
+        if self.ema is not None and ts.get("ema"):
+            self.ema.load_state_dict(ts["ema"])
+        self.optimizer.load_state_dict(ts["optimizer"])
+        self.scheduler.load_state_dict(ts["scheduler"])
+        if ts.get("scaler"):
+            self.scaler.load_state_dict(ts["scaler"])
+        _set_rng_state({k: v.cpu() for k, v in ts["rng"].items()}, self.device)
+        self.state = TrainState(epoch=ts["epoch"], step=ts["step"], sums=dict(ts["sums"]),
+                                history=json.loads(ts["history"]), best=ts["best"],
+                                elapsed=ts["elapsed"])
+        if distributed.is_distributed():  # mid-epoch state is per rank; restart the epoch
+            self.state.step, self.state.sums = 0, {}
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _improved(self, value: float) -> bool:
+        best = self.state.best
+        if best is None or math.isnan(best):
+            return not math.isnan(value)
+        return value > best if self.task.best_mode == "max" else value < best
+
+    def _accumulate(self, running: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
+        for key, value in sums.items():
+            value = value.detach().float()
+            running[key] = running[key] + value if key in running else value
+
+    def _flush(self, running: dict[str, torch.Tensor]) -> None:
+        """Moves device-side sums into the state: one host sync per logging interval."""
+        for key, value in running.items():
+            self.state.sums[key] = self.state.sums.get(key, 0.0) + float(value)
+        running.clear()
+
+    def fit(self) -> list[dict[str, Any]]:
+        """Trains to recipe.epochs; returns the history. Raises TrainingInterrupted on Ctrl-C.
+
+        Under torchrun only rank 0 locks the run, writes files and shows progress; Ctrl-C is
+        left to torchrun there (ranks cannot agree on a batch to stop at without a collective
+        per step), and --resume restarts the interrupted epoch.
+        """
+        single = not distributed.is_distributed()
+        with contextlib.ExitStack() as stack:
+            if self.main:
+                stack.enter_context(run_lock(self.run_dir))
+                run_info = {"kind": self.task.kind, "recipe": self.recipe.to_dict(),
+                            "options": self.options}
+                write_run_info(self.run_dir, run_info)
+                # A resumed run's metrics come from its checkpoint: epochs a kill cut off after
+                # the metrics were written but before last.pt was are dropped here.
+                write_metrics(self.run_dir, self.state.history)
+            flag = stack.enter_context(_StopFlag(self.feedback)) if single else None
+            stop = self.should_stop or (lambda: flag is not None and flag.requested)
+            with (self.feedback if self.main else SILENT).progress() as bars:
+                epochs = bars.add_task("epochs", total=self.recipe.epochs,
+                                       completed=self.state.epoch, status="")
+                while self.state.epoch < self.recipe.epochs:
+                    self._train_epoch(bars, stop)
+                    best = "n/a" if self.state.best is None else f"{self.state.best:.4f}"
+                    bars.update(epochs, completed=self.state.epoch,
+                                status=f"best {self.task.best_metric} {best}")
+                    if stop() and self.state.epoch < self.recipe.epochs:
+                        raise TrainingInterrupted(self.run_dir)
+        return self.state.history
+
+    def train_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One optimiser step on one batch; returns the batch's metric sums (still on device)."""
+        # A compiled model is specialised to the full batch size; an epoch's ragged last batch
+        # steps eagerly on the same weights instead of paying for a second, dynamic compile.
+        ragged = self.compile and len(batch) != self.recipe.batch_size
+        self.task.model = self._eager_view if ragged else self._stepped_view
+        loss, sums = self.task.step(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.per_batch_schedule:
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return sums
+
+    def _train_epoch(self, bars: Any, stop: Callable[[], bool]) -> None:
+        s = self.state
+        batches = distributed.shard_batches(list(self.task.batches(s.epoch)), self.recipe.batch_size)
+        bar = bars.add_task(f"epoch {s.epoch + 1}", total=len(batches), completed=s.step,
+                            status="")
+        self.model.train()
+        running: dict[str, torch.Tensor] = {}
+        start, seen = time.perf_counter(), 0.0
+        for index in range(s.step, len(batches)):
+            self._accumulate(running, self.train_step(batches[index]))
+            s.step = index + 1
+            interrupted = stop()
+            if s.step % self.log_every == 0 or s.step == len(batches) or interrupted:
+                before = s.sums.get("count", 0.0)
+                self._flush(running)
+                seen += s.sums.get("count", 0.0) - before
+                rate = seen / max(time.perf_counter() - start, 1e-9)
+                bars.update(bar, completed=s.step,
+                            status=f"{self.task.status(s.sums)}  {rate:,.0f} img/s")
+            if interrupted and s.step < len(batches):
+                s.elapsed += time.perf_counter() - start
+                self._save_last()
+                raise TrainingInterrupted(self.run_dir)
+        bars.remove_task(bar)
+        train_seconds = time.perf_counter() - start
+        epoch_lr = self.optimizer.param_groups[0]["lr"]
+        if not self.per_batch_schedule:
+            self.scheduler.step()
+        record: dict[str, Any] = {"epoch": s.epoch + 1}
+        record.update(self.task.summarize(distributed.all_reduce_sums(s.sums, self.device)))
+        record.update(self.task.evaluate(self.eval_model))
+        epoch_seconds = time.perf_counter() - start
+        s.elapsed += epoch_seconds
+        images = seen * distributed.world_size()
+        record.update(lr=epoch_lr, seconds=round(epoch_seconds, 3),
+                      images_per_s=round(images / max(train_seconds, 1e-9), 1))
+        s.epoch, s.step, s.sums = s.epoch + 1, 0, {}
+        s.history.append(record)
+        improved = self._improved(float(record[self.task.best_metric]))
+        if improved:
+            s.best = float(record[self.task.best_metric])
+        # best.pt before last.pt: a kill between the two repeats this epoch on resume, which
+        # rewrites the same best.pt; the other order could lose the best epoch for good.
+        if improved and self.main:
+            weights = self.ema.model if self.ema is not None else self.model
+            save_checkpoint(self.run_dir / BEST_CHECKPOINT,
+                            Checkpoint(self._meta(), weights.state_dict()))
+        self._save_last()
+        if not self.main:
+            return
+        write_metrics(self.run_dir, s.history)
+        self.task.after_epoch(self.run_dir, s.epoch)
+        self.feedback.note(f"epoch {s.epoch}/{self.recipe.epochs}  {self._epoch_line(record)}"
+                           + ("  best" if improved else ""))
+
+    def _epoch_line(self, record: dict[str, Any]) -> str:
+        shown = [f"{k} {v:.4f}" for k, v in record.items()
+                 if k not in ("epoch", "lr", "seconds", "images_per_s") and isinstance(v, float)]
+        return "  ".join(shown) + f"  {record['seconds']:.0f}s {record['images_per_s']:.0f} img/s"
+

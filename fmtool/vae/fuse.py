@@ -1,0 +1,207 @@
+"""`fmtool fuse`: blend faces by walking between latent codes (the report's Figures 11 and 12).
+
+Three uses, one output (a strip image and its frames):
+- two faces A and B: decode (1 - a) * z_A + a * z_B for `steps` values of a from 0 to 1, where
+  z is the encoder's mean (mu), so a = 0 and a = 1 are exactly A's and B's reconstructions;
+- two groups (`--group-a`, `--group-b`, each a folder of images or a text file of image names):
+  the same walk between the groups' mean codes;
+- one face and two groups: the attribute vector mean(B) - mean(A) added to the face's code with
+  a strength going from 0 to `strength`.
+
+`slerp` walks the great circle between the codes' directions and changes the length linearly,
+so intermediate codes keep the length of typical codes (near the shell of radius sqrt(latent_dim)
+where the prior N(0, I) puts its mass) instead of shrinking towards the origin as `lerp` does
+half way between two unrelated codes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from fmtool.data.faces import (ENV_DIR, decode_faces, is_image_name, list_images, subset_of,
+                               to_unit)
+from fmtool.choices import FusionMethod
+from fmtool.engine.feedback import SILENT, Feedback
+from fmtool.errors import Option, UserError
+from fmtool.models.vae import FaceVAE
+from fmtool.vae.figures import save_grid, save_png
+from fmtool.vae.inference import decode, encode
+
+METHODS = tuple(m.value for m in FusionMethod)
+GROUP_SEED = 0
+
+
+def lerp(z_a: torch.Tensor, z_b: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """[D], [D], [T] -> [T, D]: (1 - a) * z_a + a * z_b."""
+    a = alphas.view(-1, 1)
+    return (1 - a) * z_a + a * z_b
+
+
+def slerp(z_a: torch.Tensor, z_b: torch.Tensor, alphas: torch.Tensor) -> torch.Tensor:
+    """[D], [D], [T] -> [T, D]: directions along the great circle, lengths linear in a.
+
+    Parallel (or zero) codes have no circle to follow; they fall back to lerp.
+    """
+    norm_a, norm_b = z_a.norm(), z_b.norm()
+    if norm_a < 1e-8 or norm_b < 1e-8:
+        return lerp(z_a, z_b, alphas)
+    u_a, u_b = z_a / norm_a, z_b / norm_b
+    omega = torch.arccos((u_a @ u_b).clamp(-1.0, 1.0))
+    if float(omega.sin()) < 1e-6:
+        return lerp(z_a, z_b, alphas)
+    a = alphas.view(-1, 1)
+    direction = (torch.sin((1 - a) * omega) * u_a + torch.sin(a * omega) * u_b) / omega.sin()
+    return direction * ((1 - a) * norm_a + a * norm_b)
+
+
+def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`steps` codes from z_a to z_b (both ends included) and the a of each."""
+    if method not in METHODS:
+        raise UserError("unknown {} {!r}; choose one of {}", Option("method"), method,
+                        ", ".join(METHODS))
+    if steps < 2:
+        raise UserError("{} must be at least 2 (the two ends)", Option("steps"))
+    alphas = torch.linspace(0.0, 1.0, steps)
+    return (lerp if method == "lerp" else slerp)(z_a, z_b, alphas), alphas
+
+
+@dataclass
+class Fusion:
+    mode: str  # "pair", "groups" or "attribute"
+    frames: torch.Tensor  # [T, 3, S, S] in [0, 1]
+    values: list[float]  # a for each frame (the strength, for an attribute)
+    ends: list[torch.Tensor] = field(default_factory=list)  # originals shown left/right in the strip
+    info: dict[str, Any] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable group images
+
+
+def encode_faces(model: FaceVAE, meta: dict[str, Any], files: Sequence[Path],
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[tuple[Path, str]]]:
+    """mu of each readable file, the preprocessed faces (uint8), and the unreadable files."""
+    prep = meta["preprocessing"]
+    images, _, failed = decode_faces(files, prep["image_size"], prep["crop"])
+    mu, _ = encode(model, images, device)
+    return mu, images, failed
+
+
+def _one_face(model: FaceVAE, meta: dict[str, Any], path: Path,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    mu, images, failed = encode_faces(model, meta, [path], device)
+    if failed:
+        raise UserError(f"{path}: {failed[0][1]}")
+    return mu[0], images[0]
+
+
+def fuse_pair(model: FaceVAE, meta: dict[str, Any], a: Path, b: Path, steps: int,
+              method: str, device: torch.device) -> Fusion:
+    z_a, face_a = _one_face(model, meta, a, device)
+    z_b, face_b = _one_face(model, meta, b, device)
+    codes, alphas = interpolate(z_a, z_b, steps, method)
+    return Fusion("pair", decode(model, codes, device), alphas.tolist(),
+                  [to_unit(face_a), to_unit(face_b)], {"a": str(a), "b": str(b), "method": method})
+
+
+def _faces_index(root: Path) -> dict[str, Path]:
+    return {p.name: p for p in list_images(root)}
+
+
+def group_files(spec: Path, data_dir: Path | None, limit: int | None,
+                feedback: Feedback = SILENT) -> list[Path]:
+    """A folder (all images in it, recursively) or a text file of image file names.
+
+    Names in a list are resolved by file name under `data_dir`, else $FMTOOL_FACES_DIR, else the
+    list's own folder (so LFW's male_names.txt finds the faces in lfw-deepfunneled beside it).
+    """
+    if spec.is_dir():
+        files = list_images(spec)
+    elif spec.is_file() and not is_image_name(spec):
+        if data_dir is None and os.environ.get(ENV_DIR):
+            data_dir = Path(os.environ[ENV_DIR]).expanduser()
+        root = data_dir or spec.parent
+        if not root.is_dir():
+            raise UserError(f"faces folder {root} does not exist")
+        try:
+            names = [line.strip() for line in spec.read_text().splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"{spec} is not a readable text file of image names ({exc})") from exc
+        names = [n for n in names if n and not n.startswith("#")]
+        index = _faces_index(root)
+        files = sorted({index[Path(n).name] for n in names if Path(n).name in index})
+        missing = len(set(names)) - len(files)
+        if missing:
+            feedback.note(f"{spec.name}: {missing} of {len(set(names))} names not found under {root}")
+    else:
+        raise UserError(f"{spec} must be a folder of images or a text file of image file names")
+    if not files:
+        raise UserError(f"group {spec} holds no images")
+    return [files[i] for i in subset_of(list(range(len(files))), limit, GROUP_SEED)]
+
+
+def group_mean(model: FaceVAE, meta: dict[str, Any], spec: Path, data_dir: Path | None,
+               limit: int | None, device: torch.device,
+               feedback: Feedback = SILENT) -> tuple[torch.Tensor, int, list[dict[str, str]]]:
+    """The mean code (mu) of a group's readable faces, how many there were, and the skipped."""
+    mu, _, failed = encode_faces(model, meta, group_files(spec, data_dir, limit, feedback), device)
+    if len(mu) == 0:
+        raise UserError(f"group {spec} holds no readable images")
+    return mu.mean(0), len(mu), [{"path": str(path), "error": error} for path, error in failed]
+
+
+def fuse_groups(model: FaceVAE, meta: dict[str, Any], group_a: Path, group_b: Path, steps: int,
+                method: str, device: torch.device, data_dir: Path | None = None,
+                limit: int | None = None, feedback: Feedback = SILENT) -> Fusion:
+    z_a, n_a, skipped_a = group_mean(model, meta, group_a, data_dir, limit, device, feedback)
+    z_b, n_b, skipped_b = group_mean(model, meta, group_b, data_dir, limit, device, feedback)
+    codes, alphas = interpolate(z_a, z_b, steps, method)
+    return Fusion("groups", decode(model, codes, device), alphas.tolist(), [],
+                  {"group_a": str(group_a), "group_b": str(group_b), "faces_a": n_a,
+                   "faces_b": n_b, "method": method}, skipped_a + skipped_b)
+
+
+def add_attribute(model: FaceVAE, meta: dict[str, Any], face: Path, group_a: Path, group_b: Path,
+                  strength: float, steps: int, device: torch.device,
+                  data_dir: Path | None = None, limit: int | None = None,
+                  feedback: Feedback = SILENT) -> Fusion:
+    """Moves `face` along mean(B) - mean(A), strengths 0 .. `strength` in `steps` frames."""
+    if steps < 2:
+        raise UserError("{} must be at least 2 (the two ends)", Option("steps"))
+    z, image = _one_face(model, meta, face, device)
+    z_a, n_a, skipped_a = group_mean(model, meta, group_a, data_dir, limit, device, feedback)
+    z_b, n_b, skipped_b = group_mean(model, meta, group_b, data_dir, limit, device, feedback)
+    strengths = torch.linspace(0.0, strength, steps)
+    codes = z + strengths.view(-1, 1) * (z_b - z_a)
+    return Fusion("attribute", decode(model, codes, device), strengths.tolist(), [to_unit(image)],
+                  {"face": str(face), "group_a": str(group_a), "group_b": str(group_b),
+                   "faces_a": n_a, "faces_b": n_b, "strength": strength}, skipped_a + skipped_b)
+
+
+def output_paths(out: Path, frames: int) -> tuple[Path, list[Path]]:
+    """`--out x.png`: the strip x.png and frames in x_frames/; `--out DIR`: DIR/strip.png, DIR/frame_*.png."""
+    width = max(2, len(str(frames - 1)))
+    if is_image_name(out):
+        strip, folder = out, out.with_name(out.stem + "_frames")
+    else:
+        strip, folder = out / "strip.png", out
+    return strip, [folder / f"frame_{i:0{width}d}.png" for i in range(frames)]
+
+
+def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, Any]:
+    """Writes the strip (left original, frames, right original) and each frame."""
+    strip, frames = output_paths(out, len(fusion.frames))
+    existing = [p for p in [strip, *frames] if p.exists()]
+    if existing and not force:
+        raise UserError("{} already exists; add {} to overwrite, or choose another {}",
+                        existing[0], Option("force"), Option("out"))
+    left, right = fusion.ends[:1], fusion.ends[1:]
+    row = torch.stack([*left, *fusion.frames, *right])
+    save_grid(row, strip, columns=len(row))
+    for image, path in zip(fusion.frames, frames):
+        save_png(image, path)
+    key = "strength" if fusion.mode == "attribute" else "a"
+    return {"mode": fusion.mode, **fusion.info, "strip": str(strip),
+            "frames": [{key: round(v, 6), "path": str(p)} for v, p in zip(fusion.values, frames)]}
