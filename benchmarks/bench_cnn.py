@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from fmtool.cnn.inference import predict_logits
+from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
 from fmtool.cnn.task import CNNTask
 from fmtool.data import fashion
+from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from fmtool.engine.device import choose_device, choose_precision, precision_name
-from fmtool.models.cnn import FashionCNN
-from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
 from fmtool.engine.trainer import Trainer
+from fmtool.models.cnn import FashionCNN
 
 
 def synthetic(n: int) -> fashion.FashionMNIST:
@@ -151,7 +151,7 @@ def classify_startup() -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as folder:
         ckpt = Path(folder) / "model.pt"
         task = CNNTask(synthetic(8), CNN_RECIPES["paper"], torch.device("cpu"))
-        save_checkpoint(ckpt, Checkpoint({**task.meta(), "kind": "cnn"}, task.model.state_dict()))
+        save_checkpoint(ckpt, Checkpoint(task.meta(), task.model.state_dict()))
         Image.new("L", (28, 28)).save(Path(folder) / "x.png")
         help_s = startup_seconds(["--help"])
         classify_s = startup_seconds(["classify", str(Path(folder) / "x.png"), "--checkpoint",

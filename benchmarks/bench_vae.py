@@ -26,12 +26,12 @@ import torch
 
 from fmtool.data.faces import FaceSplits, to_unit
 from fmtool.engine.device import autocast, choose_device, describe
+from fmtool.engine.trainer import Trainer
 from fmtool.models.vae import FaceVAE, vae_loss_terms
+from fmtool.vae.inference import reconstruct
 from fmtool.vae.recipes import RECIPES as VAE_RECIPES
 from fmtool.vae.recipes import VAERecipe as Recipe
-from fmtool.engine.trainer import Trainer
-from fmtool.vae.inference import reconstruct
-from fmtool.vae.task import VAETask
+from fmtool.vae.task import VAETask, checkpoint_meta
 
 LATENT = 256
 
@@ -127,7 +127,6 @@ def command_reconstruction(size: int, files: int, device: torch.device) -> float
     from PIL import Image
 
     from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
-    from fmtool.data.faces import preprocessing
     from fmtool.vae.reconstruct import reconstruct_folder
 
     with tempfile.TemporaryDirectory() as folder:
@@ -137,9 +136,7 @@ def command_reconstruction(size: int, files: int, device: torch.device) -> float
         for i in range(files):
             pixels = rng.integers(0, 256, (250, 250, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / "in" / f"{i:05d}.jpg", quality=90)
-        meta = {"kind": "vae", "architecture": {"name": "FaceVAE", "image_size": size,
-                                                "latent_dim": LATENT},
-                "preprocessing": preprocessing(size)}
+        meta = checkpoint_meta(VAE_RECIPES["paper"].with_overrides(image_size=size, latent_dim=LATENT))
         save_checkpoint(root / "vae.pt", Checkpoint(meta, FaceVAE(size, LATENT).state_dict()))
         reconstruct_folder(root / "in", root / "vae.pt", root / "warm", device)
         _sync(device)

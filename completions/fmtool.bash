@@ -1,5 +1,5 @@
 # bash completion for fmtool                                  -*- shell-script -*-
-# Generated from fmtool's own commands by `python -m fmtool.docs_gen`; do not edit.
+# Generated from fmtool's own commands by `python -m tools.docs_gen`; do not edit.
 # Static on purpose: pressing Tab never starts Python.
 # Install: copy to ~/.local/share/bash-completion/completions/fmtool
 # (or source it from ~/.bashrc).
@@ -23,8 +23,8 @@ _fmtool_options() {
         'reconstruct') echo --out -o --checkpoint --recursive -r --sample --seed --force --json --device --help -h ;;
         'fuse') echo --steps --method --out -o --group-a --group-b --strength --group-limit --data-dir --checkpoint --force --json --device --help -h ;;
         'train') echo --help -h ;;
-        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --crop-padding --flip --no-flip --erase --label-smoothing --tta --no-tta --dropout --width --val-size --limit --test-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
-        'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --step-size --gamma --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
+        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --dropout --width --val-size --limit --test-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
+        'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
     esac
 }
 
@@ -71,16 +71,16 @@ _fmtool_option_value() {
         'train cnn --batch-size') echo '@text' ;;
         'train cnn --lr') echo '@text' ;;
         'train cnn --weight-decay') echo '@text' ;;
-        'train cnn --optimizer') echo '@text' ;;
-        'train cnn --schedule') echo '@text' ;;
+        'train cnn --optimizer') echo 'adam adamw' ;;
+        'train cnn --schedule') echo 'step onecycle cosine' ;;
         'train cnn --step-size') echo '@text' ;;
         'train cnn --gamma') echo '@text' ;;
         'train cnn --warmup') echo '@text' ;;
         'train cnn --ema-decay') echo '@text' ;;
         'train cnn --seed') echo '@text' ;;
+        'train cnn --label-smoothing') echo '@text' ;;
         'train cnn --crop-padding') echo '@text' ;;
         'train cnn --erase') echo '@text' ;;
-        'train cnn --label-smoothing') echo '@text' ;;
         'train cnn --dropout') echo '@text' ;;
         'train cnn --width') echo '@text' ;;
         'train cnn --val-size') echo '@text' ;;
@@ -96,8 +96,12 @@ _fmtool_option_value() {
         'train vae --batch-size') echo '@text' ;;
         'train vae --lr') echo '@text' ;;
         'train vae --weight-decay') echo '@text' ;;
+        'train vae --optimizer') echo 'adam adamw' ;;
+        'train vae --schedule') echo 'step onecycle cosine' ;;
         'train vae --step-size') echo '@text' ;;
         'train vae --gamma') echo '@text' ;;
+        'train vae --warmup') echo '@text' ;;
+        'train vae --ema-decay') echo '@text' ;;
         'train vae --seed') echo '@text' ;;
         'train vae --image-size') echo '@text' ;;
         'train vae --latent-dim') echo '@text' ;;

@@ -8,6 +8,20 @@ either the enum or the plain word.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any, TypeVar
+
+from fmtool.errors import UserError
+
+C = TypeVar("C", bound="Choice")
+
+
+class UnknownChoice(UserError, ValueError):
+    """A value outside an option's choices: a user's mistake, and a ValueError to library code."""
+
+
+def either(words: list[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b or c'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 class Choice(str, Enum):
@@ -18,6 +32,16 @@ class Choice(str, Enum):
 
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
+
+    @classmethod
+    def parse(cls: type[C], value: Any, name: str) -> C:
+        """The member for `value`, or one line naming the choices: the single check every
+        option of this kind gets, from the command line and from library callers alike."""
+        try:
+            return cls(value)
+        except ValueError:
+            words = [member.value for member in cls]
+            raise UnknownChoice(f"unknown {name} {value!r}; choose {either(words)}") from None
 
 
 class Device(Choice):

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from fmtool.cli.app import app
+from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from tests.conftest import synthetic_fashion
 
 runner = CliRunner()
@@ -26,15 +26,39 @@ def trained(tmp_path_factory) -> dict:
     data = synthetic_fashion(root / "fashion")
     env = {"FMTOOL_HOME": str(root / "home")}
     result = runner.invoke(app, ["train", "cnn", "--data-dir", str(data), "--epochs", "4",
-                                 "--name", "tiny", *TINY], env=env)
+                                 "--name", "tiny", "--device", "cpu", *TINY], env=env)
     assert result.exit_code == 0, result.output
     return {"env": env, "data": data, "run": root / "home" / "data" / "runs" / "cnn" / "tiny"}
 
 
-def test_help_and_completion_do_not_import_torch():
-    code = "import sys, fmtool.cli.app; print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+HEAVY = ("torch", "torchvision", "sklearn", "matplotlib")
+LIGHT_CHECK = f"""
+import sys
+from fmtool.cli.app import main
+sys.argv = ["fmtool", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print("heavy:", sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args, env, shown", [
+    ([], {}, "Usage: fmtool"),  # no arguments: the top-level help
+    (["--help"], {}, "Usage: fmtool"),
+    (["train", "cnn", "--help"], {}, "--recipe"),  # runs the root callback on the way
+    # Tab completion through typer's entry (`--show-completion` scripts call back like this)
+    ([], {"_FMTOOL_COMPLETE": "complete_bash", "COMP_WORDS": "fmtool train cnn --re",
+          "COMP_CWORD": "3"}, "--recipe"),
+], ids=["bare", "help", "subcommand-help", "tab-completion"])
+def test_help_and_completion_do_not_import_torch(args, env, shown):
+    import os
+
+    out = subprocess.run([sys.executable, "-c", LIGHT_CHECK, *args], capture_output=True,
+                         text=True, env={**os.environ, **env}, timeout=120)
+    assert shown in out.stdout, out.stdout + out.stderr  # the path really ran ...
+    assert "heavy: []" in out.stderr.splitlines(), out.stderr  # ... and imported nothing heavy
 
 
 def test_version_through_python_dash_m():
@@ -43,11 +67,27 @@ def test_version_through_python_dash_m():
     assert out.stdout.startswith("fmtool ")
 
 
+def expected_device() -> str:
+    """What `--device auto` must pick on this machine."""
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
 def test_info_reports_device_and_directories(fmtool_home: Path):
     result = runner.invoke(app, ["info", "--json"])
+    assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
-    assert info["device"].startswith("cpu")
+    assert info["device"].split(" ")[0] == expected_device()
     assert info["runs_dir"].startswith(str(fmtool_home))
+
+
+def test_info_names_the_cpu_when_no_gpu_is_seen(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    info = json.loads(runner.invoke(app, ["info", "--json"]).stdout)
+    assert info["device"].startswith("cpu (")
 
 
 def test_train_writes_a_complete_run_folder(trained: dict):
@@ -134,5 +174,23 @@ def test_existing_run_needs_resume_and_resume_extends_it(trained: dict, tmp_path
 def test_bad_options_fail_with_one_line(tiny_fashion: Path):
     result = runner.invoke(app, ["train", "cnn", "--recipe", "nope", "--data-dir", str(tiny_fashion)])
     assert result.exit_code == 2 and "unknown recipe 'nope'" in result.stderr
+
+
+def test_device_cuda_is_refused_without_a_cuda_gpu(tiny_fashion: Path,
+                                                   monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = runner.invoke(app, ["train", "cnn", "--device", "cuda", "--data-dir", str(tiny_fashion)])
     assert result.exit_code == 2 and "no CUDA GPU" in result.stderr
+
+
+def test_device_cuda_trains_where_there_is_a_gpu_and_is_refused_where_not(
+        tiny_fashion: Path, fmtool_home: Path):
+    result = runner.invoke(app, ["train", "cnn", "--device", "cuda", "--epochs", "1",
+                                 "--limit", "32", "--test-limit", "16", "--name", "gpu", *TINY,
+                                 "--data-dir", str(tiny_fashion)])
+    if torch.cuda.is_available():
+        assert result.exit_code == 0, result.output
+        assert "run gpu on cuda (" in result.stderr
+        assert (fmtool_home / "data" / "runs" / "cnn" / "gpu" / "best.pt").is_file()
+    else:
+        assert result.exit_code == 2 and "no CUDA GPU" in result.stderr

@@ -22,8 +22,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.cli.app import app
+from fmtool.engine.checkpoint import load_checkpoint
 from tests.conftest import synthetic_fashion
 
 EPOCHS = 6
@@ -148,7 +148,7 @@ def test_sigkill_at_random_points_then_resume_ends_as_an_uninterrupted_run(
         attempt.wait_until(attempt.holds_lock)  # training has started (data loaded, model built)
         if not epoch_seconds:  # the first attempt measures an epoch (with its checkpoint)
             started = time.monotonic()
-            attempt.wait_until(lambda: (attempt.run / "metrics.jsonl").is_file())
+            attempt.wait_until(lambda run=attempt.run: (run / "metrics.jsonl").is_file())
             epoch_seconds = time.monotonic() - started
         delay = rng.uniform(0.0, 0.9 * epoch_seconds)
         try:

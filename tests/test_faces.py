@@ -9,11 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from fmtool.data import faces
-from fmtool.data.faces import (face_array, list_images, load_face, load_face_splits, person_of,
-                               split_by_person)
 from fmtool.cli.options import flag
 from fmtool.cli.output import TERMINAL
+from fmtool.data import faces
+from fmtool.data.faces import face_array, list_images, load_face, load_face_splits, person_of, split_by_person
 from fmtool.errors import UserError
 from tests.vae_helpers import face_image, write_faces
 
@@ -145,12 +144,51 @@ def test_real_lfw_faces_split_by_person(shared_data: Path):
     assert face.shape == (64, 64, 3) and 20 < face.mean() < 235  # a real photo, not a blank
 
 
-def test_scikit_learn_is_asked_to_fetch_but_not_to_decode(tmp_path: Path):
-    """With LFW already unpacked, scikit-learn downloads nothing, decodes nothing, and says so
-    with the error fmtool expects (so offline, this runs without a network)."""
+def test_scikit_learn_is_asked_to_fetch_but_not_to_decode(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    """With LFW already unpacked, scikit-learn is asked to download what is missing, downloads
+    nothing, decodes nothing, and says so with the error fmtool expects (so offline, this runs
+    without a network)."""
+    from sklearn.datasets import _lfw
+
     lfw_home = tmp_path / "lfw_home"
     write_faces(lfw_home / "lfw_funneled", people=2, per_person=1)
     for name in ("pairsDevTrain.txt", "pairsDevTest.txt", "pairs.txt"):
         (lfw_home / name).write_text("1\n")
+    checked: list[dict] = []
+    real_check = _lfw._check_fetch_lfw
+
+    def check_fetch(*args, **kwargs):
+        checked.append(kwargs)
+        return real_check(*args, **kwargs)
+
+    def refuse(what: str):
+        def refused(*args, **kwargs):
+            raise AssertionError(f"scikit-learn was not meant to {what}")
+        return refused
+
+    monkeypatch.setattr(_lfw, "_check_fetch_lfw", check_fetch)
+    monkeypatch.setattr(_lfw, "_fetch_remote", refuse("download"))
+    monkeypatch.setattr(_lfw, "_load_imgs", refuse("decode"))
     faces._fetch_with_sklearn(tmp_path)  # no exception: nobody had 10**9 pictures
-    assert faces.download_lfw(tmp_path) == lfw_home / "lfw_funneled"
+    assert len(checked) == 1 and checked[0]["download_if_missing"] is True
+    assert checked[0]["funneled"] is True and Path(checked[0]["data_home"]) == tmp_path
+
+
+def test_download_lfw_fetches_once_then_reuses_the_folder(tmp_path: Path):
+    calls: list[Path] = []
+
+    def fetch(root: Path) -> None:  # writes faces where scikit-learn would
+        calls.append(root)
+        write_faces(root / "lfw_home" / "lfw_funneled", people=2, per_person=1)
+
+    folder = tmp_path / "lfw_home" / "lfw_funneled"
+    assert faces.download_lfw(tmp_path, fetch=fetch) == folder
+    assert calls == [tmp_path] and len(list_images(folder)) == 2
+    assert faces.download_lfw(tmp_path, fetch=fetch) == folder  # already there ...
+    assert calls == [tmp_path]  # ... so nothing is fetched again
+
+
+def test_a_download_that_leaves_no_faces_is_an_error(tmp_path: Path):
+    with pytest.raises(UserError, match="did not produce"):
+        faces.download_lfw(tmp_path, fetch=lambda root: None)

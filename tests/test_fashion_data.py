@@ -1,6 +1,7 @@
 """Reading Fashion-MNIST: IDX decoding, local copies, damaged files, preprocessing as tensor ops."""
 
 import gzip
+import re
 import urllib.error
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fmtool.cli.options import flag
 from fmtool.data import fashion
 from fmtool.errors import UserError
 from tests.conftest import write_idx
@@ -39,8 +41,10 @@ def test_corrupt_gzip_and_non_idx_are_refused(tmp_path: Path):
 
 
 def test_local_copy_loads_and_missing_files_are_named(tiny_fashion: Path):
-    data = fashion.load_from_dir(tiny_fashion)
+    data = fashion.load_from_dir(tiny_fashion)  # conftest writes 200 training, 100 test items
     assert data.train_images.shape == (200, 28, 28) and data.train_images.dtype == torch.uint8
+    assert data.train_labels.shape == (200,) and data.train_labels.dtype == torch.int64
+    assert data.test_images.shape == (100, 28, 28) and data.test_images.dtype == torch.uint8
     assert data.test_labels.shape == (100,) and data.test_labels.dtype == torch.int64
     (tiny_fashion / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(UserError, match="t10k-labels-idx1-ubyte"):
@@ -59,8 +63,9 @@ def test_offline_download_gives_one_clear_error(monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
-    with pytest.raises(UserError, match="could not download Fashion-MNIST.*--data-dir"):
+    with pytest.raises(UserError) as refused:
         fashion.load_fashion_mnist()
+    assert re.search("could not download Fashion-MNIST.*--data-dir", refused.value.render(flag))
 
 
 def test_model_input_is_resized_and_normalised_as_one_batch():
@@ -79,7 +84,23 @@ def test_subset_is_seeded_and_shuffled():
     assert not torch.equal(first.flatten(), torch.arange(10, dtype=torch.uint8))
 
 
-@pytest.mark.parametrize("name", ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+OFFICIAL_SHAPES = {
+    "train-images-idx3-ubyte.gz": (60000, 28, 28),
+    "train-labels-idx1-ubyte.gz": (60000,),
+    "t10k-images-idx3-ubyte.gz": (10000, 28, 28),
+    "t10k-labels-idx1-ubyte.gz": (10000,),
+}
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL_SHAPES))
 def test_shared_copy_has_the_official_shapes(shared_data: Path, name: str):
     tensor = fashion.read_idx(shared_data / "fashion-mnist" / name)
-    assert tensor.shape[0] in (60000, 10000)
+    assert tuple(tensor.shape) == OFFICIAL_SHAPES[name] and tensor.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("name, shape", [
+    ("train-images-idx3-ubyte.gz", (200, 28, 28)), ("train-labels-idx1-ubyte.gz", (200,)),
+    ("t10k-images-idx3-ubyte.gz", (100, 28, 28)), ("t10k-labels-idx1-ubyte.gz", (100,)),
+])
+def test_synthetic_copy_has_the_sizes_it_was_written_with(tiny_fashion: Path, name: str, shape):
+    assert tuple(fashion.read_idx(tiny_fashion / name).shape) == shape

@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmtool.engine.checkpoint import FORMAT_VERSION
 from fmtool.cli.app import app
 from fmtool.data.faces import load_face
 from fmtool.data.images import load_fashion_item
+from fmtool.engine.checkpoint import FORMAT_VERSION
 from tests.conftest import synthetic_fashion, write_idx
 from tests.vae_helpers import make_vae_checkpoint, write_faces
 

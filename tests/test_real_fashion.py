@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from fmtool.cli.app import app
 from fmtool.cnn.inference import load_classifier, predict_logits
 from fmtool.data.fashion import load_from_dir, subset
-from fmtool.cli.app import app
 
 runner = CliRunner()
 pytestmark = pytest.mark.slow

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmtool.data import augment
-from fmtool.engine.checkpoint import load_checkpoint
-from fmtool.cnn.task import CNNTask
-from fmtool.data.fashion import load_from_dir
-from fmtool.engine.device import seed_everything
 from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
+from fmtool.cnn.task import CNNTask
+from fmtool.data import augment
+from fmtool.data.fashion import load_from_dir
+from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.engine.device import seed_everything
 from fmtool.engine.schedules import WeightEMA, make_optimizer, make_schedule
 from fmtool.engine.trainer import Trainer
 
@@ -83,14 +83,29 @@ def test_best_epoch_is_picked_on_validation_and_ema_weights_are_kept(tiny_fashio
     assert task.val_size == 20  # a tenth of the 200 training images at most
     assert len(task.train_x) == 180
     trainer = Trainer(task, recipe, tmp_path / "run", CPU)
+    # The weights of every epoch, as they stand once that epoch's best.pt has been written.
+    ema_at: dict[int, dict[str, torch.Tensor]] = {}
+    raw_at: dict[int, dict[str, torch.Tensor]] = {}
+    task.after_epoch = lambda run_dir, epoch: (
+        ema_at.__setitem__(epoch, clone_state(trainer.ema.model)),
+        raw_at.__setitem__(epoch, clone_state(trainer.model)))
     history = trainer.fit()
     assert {"val_acc", "test_acc"} <= set(history[0])
+    assert sorted(ema_at) == [1, 2]
     best = load_checkpoint(tmp_path / "run" / "best.pt")
-    picked = max(history, key=lambda r: r["val_acc"])
+    picked = max(history, key=lambda r: r["val_acc"])  # the first of equals, as the Trainer keeps
     assert best.meta["epoch"] == picked["epoch"] and best.meta["tta_flip"] is True
-    if picked["epoch"] == 2:
-        for key, value in trainer.ema.model.state_dict().items():
-            assert torch.equal(best.model[key], value)
+    kept, raw = ema_at[picked["epoch"]], raw_at[picked["epoch"]]
+    assert best.model.keys() == kept.keys()
+    for key, value in kept.items():
+        assert torch.equal(best.model[key], value), key
+    # The EMA differs from the trained weights, so the comparison above can tell them apart.
+    assert any(not torch.equal(kept[key], raw[key]) for key in kept
+               if kept[key].is_floating_point())
+
+
+def clone_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
 
 
 def test_cpu_recipe_is_a_quarter_width_model():
@@ -99,14 +114,14 @@ def test_cpu_recipe_is_a_quarter_width_model():
 
 
 def test_dropout_is_a_recipe_value_that_the_checkpoint_remembers(tmp_path: Path):
-    from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
     from fmtool.cnn.inference import load_classifier
+    from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 
     recipe = CNN_RECIPES["paper"].with_overrides(dropout=0.2, width=0.125)
     task = CNNTask(load_from_dir_stub(), recipe, CPU)
     rates = {m.p for m in task.model.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == {0.2}
-    save_checkpoint(tmp_path / "m.pt", Checkpoint({**task.meta(), "kind": "cnn"},
+    save_checkpoint(tmp_path / "m.pt", Checkpoint(task.meta(),
                                                   task.model.state_dict()))
     model, meta = load_classifier(tmp_path / "m.pt", CPU)
     assert meta["architecture"]["dropout"] == 0.2

@@ -5,15 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
 from fmtool.cnn.task import CNNTask
 from fmtool.data.fashion import load_from_dir
+from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.engine.device import seed_everything
-from fmtool.errors import UserError
-from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
-from fmtool.engine.runs import run_lock
-from fmtool.engine.runs import read_metrics
+from fmtool.engine.runs import read_metrics, run_lock
 from fmtool.engine.trainer import Trainer, TrainingInterrupted
+from fmtool.errors import UserError
 
 CPU = torch.device("cpu")
 RECIPE = CNN_RECIPES["paper"].with_overrides(epochs=4, batch_size=16, lr=2e-3, step_size=3, val_size=0)

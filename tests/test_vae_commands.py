@@ -9,16 +9,16 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.cli.app import app
 from fmtool.data.faces import decode_faces, load_face_splits
+from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.engine.device import seed_everything
-from fmtool.vae.fuse import fuse_pair, slerp
 from fmtool.engine.paths import runs_dir
-from fmtool.vae.recipes import RECIPES as VAE_RECIPES
 from fmtool.engine.runs import read_metrics
 from fmtool.engine.trainer import Trainer, TrainingInterrupted
+from fmtool.vae.fuse import fuse_pair, slerp
 from fmtool.vae.inference import decode, encode, load_vae
+from fmtool.vae.recipes import RECIPES as VAE_RECIPES
 from fmtool.vae.task import VAETask
 from tests.vae_helpers import face_image, make_vae_checkpoint, write_faces
 
@@ -153,7 +153,8 @@ def test_reconstruct_puts_64_pairs_in_each_grid(tmp_path: Path, checkpoint: Path
                  "--device", "cpu")
     assert result.exit_code == 0, result.output
     pair = 32 + 2  # each 32-px face plus make_grid's padding
-    first, second = Image.open(tmp_path / "o" / "alternating_001.png"), Image.open(tmp_path / "o" / "alternating_002.png")
+    first = Image.open(tmp_path / "o" / "alternating_001.png")
+    second = Image.open(tmp_path / "o" / "alternating_002.png")
     assert first.size == (16 * pair + 2, 8 * pair + 2)  # 8 rows of 8 (original, reconstruction) pairs
     assert second.size == (12 * pair + 2, pair + 2)  # the other 6 pairs, in one row
     assert not (tmp_path / "o" / "alternating_003.png").exists()

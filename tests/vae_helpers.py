@@ -9,8 +9,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
-from fmtool.data.faces import preprocessing
 from fmtool.models.vae import FaceVAE
+from fmtool.vae.recipes import PAPER
+from fmtool.vae.task import checkpoint_meta
 
 
 def face_image(person: int, index: int, size: int = 250) -> Image.Image:
@@ -43,11 +44,11 @@ def write_faces(folder: Path, people: int = 8, per_person: int = 5, size: int = 
 
 
 def make_vae_checkpoint(path: Path, image_size: int = 32, latent_dim: int = 8, seed: int = 0) -> Path:
-    """An untrained VAE saved as `train vae` saves one (enough for reconstruct and fuse)."""
+    """An untrained VAE saved as `train vae` saves one (enough for reconstruct and fuse): the
+    task's metadata, plus what the Trainer adds (options, epoch, metrics)."""
     torch.manual_seed(seed)
     model = FaceVAE(image_size=image_size, latent_dim=latent_dim)
-    meta = {"kind": "vae", "architecture": {"name": "FaceVAE", "image_size": image_size,
-                                            "latent_dim": latent_dim},
-            "preprocessing": preprocessing(image_size), "data": {}, "epoch": 0}
+    recipe = PAPER.with_overrides(image_size=image_size, latent_dim=latent_dim)
+    meta = {**checkpoint_meta(recipe, {}), "options": {}, "epoch": 0, "metrics": {}}
     save_checkpoint(path, Checkpoint(meta, model.state_dict()))
     return path

@@ -14,14 +14,14 @@ from typer.core import TyperGroup
 
 from fmtool import __version__
 from fmtool.cli import cnn, info, vae
-from fmtool.cli.options import ChoiceError, flag
+from fmtool.cli.options import flag
 from fmtool.errors import UserError
 
 
 class _Group(TyperGroup):
     """The error boundary: every UserError raised below becomes one line on stderr and exit 2,
-    with library parameter names shown as the flags a user types. A refused choice reads the
-    same way ("unknown device 'tpu'; choose auto, cpu, cuda or mps")."""
+    with library parameter names shown as the flags a user types. Refused choices are
+    UserErrors too (see `fmtool.choices.Choice.parse`)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -29,9 +29,6 @@ class _Group(TyperGroup):
         except UserError as exc:
             typer.echo(f"error: {exc.render(flag)}", err=True)
             raise typer.Exit(exc.exit_code) from None
-        except ChoiceError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            raise typer.Exit(2) from None
 
 
 app = typer.Typer(

@@ -15,8 +15,7 @@ import typer
 
 from fmtool.choices import Invert, Precision, ProjectionMethod
 from fmtool.cli import output
-from fmtool.cli.options import (CompileOpt, DeviceOpt, FashionDirOpt, JsonOpt, NameOpt,
-                                PrecisionOpt, ResumeOpt, choice)
+from fmtool.cli.options import CompileOpt, DeviceOpt, FashionDirOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, choice
 from fmtool.cli.recipe_options import recipe_options
 from fmtool.cnn import recipes
 

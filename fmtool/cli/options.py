@@ -5,14 +5,13 @@ Like the rest of cli/, nothing heavy is imported here: `fmtool --help` and Tab s
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from fmtool.choices import Compile, Device, Precision
-from fmtool.errors import Option
+from fmtool.choices import Choice, Compile, Device, Precision, UnknownChoice
+from fmtool.errors import Option, UserError
 
 # Recipe fields whose flag is not simply --field-name.
 FLAG_NAMES = {"tta_flip": "tta"}
@@ -23,34 +22,18 @@ def flag(option: Option) -> str:
     return "--" + FLAG_NAMES.get(option.name, option.name).replace("_", "-")
 
 
-def either(words: list[str]) -> str:
-    """['a', 'b', 'c'] -> 'a, b or c'."""
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-class ChoiceError(typer.BadParameter):
-    """A refused choice, worded like every other fmtool error (the app prints it as one line)."""
-
-
-def parse_choice(enum: type[Enum], name: str) -> Callable[[Any], Enum]:
-    """A typer parser for `enum`'s values: "unknown method 'umap'; choose tsne or pca"."""
-    words = [member.value for member in enum]
-
-    def parse(value: Any) -> Enum:
-        if isinstance(value, enum):
-            return value
-        try:
-            return enum(value)
-        except ValueError:
-            raise ChoiceError(f"unknown {name} {value!r}; choose {either(words)}") from None
-
-    return parse
-
-
-def choice(enum: type[Enum], name: str, help: str, *decls: str, **settings: Any) -> Any:
-    """A typer.Option taking one of `enum`'s values (shown as a|b|c in help and completion)."""
-    return typer.Option(*decls, help=help, parser=parse_choice(enum, name),
+def choice(enum: type[Choice], name: str, help: str, *decls: str, **settings: Any) -> Any:
+    """A typer.Option taking one of `enum`'s values (shown as a|b|c in help and completion).
+    A wrong value is refused by `Choice.parse`, as one line: "unknown method 'umap'; choose ..."."""
+    return typer.Option(*decls, help=help, parser=lambda value: _parse(enum, value, name),
                         metavar="|".join(member.value for member in enum), **settings)
+
+
+def _parse(enum: type[Choice], value: Any, name: str) -> Choice:
+    try:
+        return enum.parse(value, name)
+    except UnknownChoice as exc:  # typer would turn a ValueError into a boxed usage message
+        raise UserError(str(exc)) from None
 
 
 DeviceOpt = Annotated[Device, choice(

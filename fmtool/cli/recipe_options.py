@@ -27,7 +27,7 @@ def shown(value: Any) -> str:
         mantissa, exponent = f"{value:e}".split("e")
         return f"{float(mantissa):g}e{int(exponent)}"
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.1f}" if value.is_integer() else f"{value:g}"
     return str(value)
 
 

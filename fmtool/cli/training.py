@@ -82,7 +82,7 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
         history = trainer.fit()
     except TrainingInterrupted:
         feedback.note(f"stopped; continue with: fmtool train {kind} --name {folder.name} --resume")
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finally:
         distributed.shutdown()
     feedback.note(f"done: {len(history)} epochs; run folder {folder}")

@@ -13,8 +13,7 @@ import typer
 
 from fmtool.choices import FusionMethod
 from fmtool.cli import output
-from fmtool.cli.options import (CompileOpt, DeviceOpt, ForceOpt, JsonOpt, NameOpt, PrecisionOpt,
-                                ResumeOpt, choice)
+from fmtool.cli.options import CompileOpt, DeviceOpt, ForceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, choice
 from fmtool.cli.recipe_options import recipe_options
 from fmtool.errors import UserError
 from fmtool.vae import recipes
@@ -136,9 +135,9 @@ def fuse(
 
     fuse --group-a F.txt --group-b M.txt walks between the mean codes of two groups; fuse FACE.jpg --group-a F.txt --group-b M.txt --strength 1.5 adds the attribute vector (mean B - mean A) to one face, from 0 to STRENGTH.
     """
-    from fmtool.vae import fuse as fusing
     from fmtool.engine.device import choose_device
     from fmtool.engine.runs import resolve_checkpoint
+    from fmtool.vae import fuse as fusing
     from fmtool.vae.inference import load_vae
 
     images = images or []

@@ -7,13 +7,12 @@ from typing import Any
 
 import torch
 
-from fmtool.metrics import plots
-from fmtool.metrics.classification import confusion_matrix, per_class_accuracy
 from fmtool.cnn.inference import load_classifier, predict_logits
-from fmtool.metrics.classification import classification_metrics
 from fmtool.data import fashion
 from fmtool.engine.device import precision_name
 from fmtool.engine.runs import read_metrics
+from fmtool.metrics import plots
+from fmtool.metrics.classification import classification_metrics, confusion_matrix, per_class_accuracy
 
 
 def evaluate_checkpoint(path: Path, device: torch.device, data_dir: Path | None = None,

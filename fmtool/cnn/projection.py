@@ -29,7 +29,6 @@ from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import atomic_write
 from fmtool.errors import Option, UserError
 
-METHODS = tuple(m.value for m in ProjectionMethod)
 METHOD_TITLES = {"tsne": "t-SNE", "pca": "PCA"}
 TSNE_PCA_DIMS = 50
 TSNE_PERPLEXITY = 30.0
@@ -55,9 +54,7 @@ class Projection:
 
 
 def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise UserError(f"unknown method {method!r}; choose {' or '.join(METHODS)}")
-    return method
+    return ProjectionMethod.parse(method, "method").value
 
 
 def project(features: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, float | None]:

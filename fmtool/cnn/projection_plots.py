@@ -12,7 +12,7 @@ matplotlib runs headless (Agg); the file name's suffix picks the format.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import matplotlib
 

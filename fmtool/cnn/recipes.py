@@ -27,8 +27,9 @@ class CNNRecipe(Recipe):
     dropout: float = knob("Rate of the CNN's three dropouts.", min=0.0, max=0.95,
                           panel=AUGMENT_PANEL, default=0.7)
     width: float = knob("Scale every layer's channels.", min=0.05, panel=MODEL_PANEL, default=1.0)
-    val_size: int = knob("Training images held out to pick the best epoch (a tenth of --limit at "
-                         "most); 0 = pick on test accuracy, the report's measure.", min=0,
+    val_size: int = knob("Training images held out to pick the best epoch (a tenth of the "
+                         "training images at most); 0 = pick on test accuracy, the report's "
+                         "measure.", min=0,
                          panel=MODEL_PANEL, default=5000)
 
 

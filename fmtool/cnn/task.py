@@ -40,6 +40,12 @@ def checkpoint_meta(recipe: CNNRecipe, width: float | None = None,
     }
 
 
+def selection_metric(val_size: int) -> str:
+    """The epoch record key that picks best.pt: validation accuracy while training images are
+    held out, else test accuracy (the report's own measure)."""
+    return "val_acc" if val_size else "test_acc"
+
+
 def split_validation(images: torch.Tensor, labels: torch.Tensor, size: int,
                      seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Holds out `size` seeded-random training images (never test images) to pick the best epoch."""
@@ -84,7 +90,7 @@ class CNNTask:
         self.train_x, self.train_y = train_x.to(self.device), train_y.to(self.device)
         self.val_x, self.val_y = val_x.to(self.device), val_y
         self.test_x, self.test_y = test_x.to(self.device), test_y
-        self.best_metric = "val_acc" if self.val_size else "test_acc"
+        self.best_metric = selection_metric(self.val_size)
         self.model = FashionCNN(num_classes=len(fashion.CLASSES), width=self.width,
                                 image_size=r.image_size, dropout=r.dropout)
 

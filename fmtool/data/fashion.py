@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from fmtool.engine.batching import seeded_subset
-from fmtool.errors import Option, UserError
 from fmtool.engine.paths import datasets_dir
+from fmtool.errors import Option, UserError
 
 ENV_DIR = "FMTOOL_FASHION_DIR"
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -115,8 +115,8 @@ def download(root: Path) -> Path:
         TorchvisionFashion(str(root), train=False, download=True)
     except Exception as exc:  # URLError, RuntimeError on bad checksums, socket errors ...
         raise UserError(
-            f"could not download Fashion-MNIST ({type(exc).__name__}); check the network, or "
-            f"pass --data-dir DIR (or set {ENV_DIR}) to a folder with the four IDX files"
+            "could not download Fashion-MNIST ({}); check the network, or pass {} DIR (or set {}) "
+            "to a folder with the four IDX files", type(exc).__name__, Option("data_dir"), ENV_DIR
         ) from exc
     return raw
 

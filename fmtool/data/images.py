@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-INVERT_CHOICES = ("auto", "always", "never")
+from fmtool.choices import Invert
+
 # Pillow warns above ~89 Mpx and refuses above twice that; we refuse at the warning level.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 
@@ -95,8 +96,7 @@ def _border(gray: np.ndarray) -> np.ndarray:
 
 def fashion_item(gray: np.ndarray, invert: str = "auto", size: int = 28) -> np.ndarray:
     """uint8 HxW picture -> uint8 size x size, light item on dark, padded to a square."""
-    if invert not in INVERT_CHOICES:
-        raise ValueError(f"invert must be one of {INVERT_CHOICES}")
+    invert = Invert.parse(invert, "invert").value
     border = _border(gray)
     if invert == "always" or (invert == "auto" and float(np.median(border)) > 127):
         gray = 255 - gray

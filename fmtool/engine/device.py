@@ -6,9 +6,8 @@ import random
 
 import torch
 
-from fmtool.errors import UserError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from fmtool.choices import Device, Precision
+from fmtool.errors import Option, UserError
 
 
 def _mps_available() -> bool:
@@ -18,8 +17,7 @@ def _mps_available() -> bool:
 
 def choose_device(name: str = "auto") -> torch.device:
     """`auto` prefers CUDA, then Apple's MPS, then the CPU; an explicit choice must exist."""
-    if name not in DEVICE_CHOICES:
-        raise UserError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    name = Device.parse(name, "device").value
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -27,9 +25,11 @@ def choose_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but PyTorch sees no CUDA GPU; use --device auto or cpu")
+        raise UserError("{} cuda asked for, but PyTorch sees no CUDA GPU; use {} auto or cpu",
+                        Option("device"), Option("device"))
     if name == "mps" and not _mps_available():
-        raise UserError("--device mps asked for, but MPS is not available; use --device auto or cpu")
+        raise UserError("{} mps asked for, but MPS is not available; use {} auto or cpu",
+                        Option("device"), Option("device"))
     return torch.device(name)
 
 
@@ -54,9 +54,6 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
-
-
 def _cpu_has_fast_bf16() -> bool:
     """Native bf16 instructions (AVX512-BF16 or AMX). oneDNN also runs bf16 on plain AVX512
     by emulation, but measured here (Ice Lake class, torch 2.14) that is 2.5x slower than fp32."""
@@ -72,8 +69,7 @@ def choose_precision(name: str, device: torch.device) -> torch.dtype | None:
     bf16 instructions; fp32 on MPS and other CPUs. bf16 keeps fp32's exponent range, so it needs
     no loss scaling; fp16 on CUDA uses a gradient scaler (see Trainer).
     """
-    if name not in PRECISION_CHOICES:
-        raise UserError(f"unknown precision {name!r}; choose one of {', '.join(PRECISION_CHOICES)}")
+    name = Precision.parse(name, "precision").value
     if name == "fp32":
         return None
     if name == "auto":
@@ -83,7 +79,8 @@ def choose_precision(name: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16
         return None
     if name == "fp16" and device.type == "cpu":
-        raise UserError("fp16 autocast is for GPUs; use --precision bf16 or fp32 on the CPU")
+        raise UserError("fp16 autocast is for GPUs; use {} bf16 or fp32 on the CPU",
+                        Option("precision"))
     return torch.bfloat16 if name == "bf16" else torch.float16
 
 

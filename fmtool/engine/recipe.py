@@ -35,7 +35,7 @@ class Recipe:
     """Every value a training run depends on that the shared engine reads."""
 
     name: str = knob("Recipe name.", cli=False, default="custom")
-    description: str = knob("One line for --help.", cli=False, default="")
+    description: str = knob("What the recipe is for, in one line.", cli=False, default="")
     epochs: int = knob("Epochs.", min=1)
     batch_size: int = knob("Batch size (per process under torchrun).", min=1)
     lr: float = knob("Learning rate; the peak for onecycle.", min=0.0)

@@ -8,43 +8,41 @@ import math
 import torch
 from torch import nn
 
-from fmtool.errors import UserError
+from fmtool.choices import Optimizer, Schedule
 from fmtool.engine.recipe import Recipe
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """`adam` adds weight decay to the gradient (the report's Adam); `adamw` decouples it."""
-    if recipe.optimizer == "adam":
+    optimizer = Optimizer.parse(recipe.optimizer, "optimizer")
+    if optimizer == Optimizer.adam:
         return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    raise UserError(f"unknown optimizer {recipe.optimizer!r}; use adam or adamw")
+    return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe,
                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
     """StepLR steps once per epoch; onecycle and cosine (with linear warm-up) once per batch."""
     total = max(recipe.epochs * steps_per_epoch, 1)
-    if recipe.schedule == "step":
+    schedule = Schedule.parse(recipe.schedule, "schedule")
+    if schedule == Schedule.step:
         return torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size, recipe.gamma)
-    if recipe.schedule == "onecycle":
+    if schedule == Schedule.onecycle:
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=recipe.lr, total_steps=total, pct_start=recipe.warmup or 0.3)
-    if recipe.schedule == "cosine":
-        warm = int(recipe.warmup * total)
+    warm = int(recipe.warmup * total)  # cosine, with a linear warm-up
 
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            progress = min((step - warm) / max(total - warm, 1), 1.0)
-            return 0.5 * (1 + math.cos(math.pi * progress))
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min((step - warm) / max(total - warm, 1), 1.0)
+        return 0.5 * (1 + math.cos(math.pi * progress))
 
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    raise UserError(f"unknown schedule {recipe.schedule!r}; use step, onecycle or cosine")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def steps_per_batch(recipe: Recipe) -> bool:
-    return recipe.schedule != "step"
+    return recipe.schedule != Schedule.step
 
 
 class WeightEMA:

@@ -28,8 +28,7 @@ from fmtool.engine import distributed, schedules
 from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.recipe import Recipe
-from fmtool.engine.runs import (BEST_CHECKPOINT, LAST_CHECKPOINT, run_lock, write_metrics,
-                                write_run_info)
+from fmtool.engine.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, run_lock, write_metrics, write_run_info
 from fmtool.errors import Option, UserError
 
 

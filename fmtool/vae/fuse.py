@@ -23,16 +23,14 @@ from typing import Any, Sequence
 
 import torch
 
-from fmtool.data.faces import (ENV_DIR, decode_faces, is_image_name, list_images, subset_of,
-                               to_unit)
 from fmtool.choices import FusionMethod
+from fmtool.data.faces import ENV_DIR, decode_faces, is_image_name, list_images, subset_of, to_unit
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.errors import Option, UserError
 from fmtool.models.vae import FaceVAE
 from fmtool.vae.figures import save_grid, save_png
 from fmtool.vae.inference import decode, encode
 
-METHODS = tuple(m.value for m in FusionMethod)
 GROUP_SEED = 0
 
 
@@ -61,9 +59,7 @@ def slerp(z_a: torch.Tensor, z_b: torch.Tensor, alphas: torch.Tensor) -> torch.T
 
 def interpolate(z_a: torch.Tensor, z_b: torch.Tensor, steps: int, method: str) -> tuple[torch.Tensor, torch.Tensor]:
     """`steps` codes from z_a to z_b (both ends included) and the a of each."""
-    if method not in METHODS:
-        raise UserError("unknown {} {!r}; choose one of {}", Option("method"), method,
-                        ", ".join(METHODS))
+    method = FusionMethod.parse(method, "method").value
     if steps < 2:
         raise UserError("{} must be at least 2 (the two ends)", Option("steps"))
     alphas = torch.linspace(0.0, 1.0, steps)

@@ -27,11 +27,11 @@ from typing import Any, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 
-from fmtool.metrics import image as image_metrics
 from fmtool.data.faces import decode_faces, list_images, to_unit
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import atomic_write
 from fmtool.errors import Option, UserError
+from fmtool.metrics import image as image_metrics
 from fmtool.vae.figures import alternating, save_grid, save_png, side_by_side
 from fmtool.vae.inference import load_vae, reconstruct
 

@@ -123,8 +123,8 @@ class VAETask:
     def after_epoch(self, run_dir: Path, epoch: int) -> None:
         """reconstructions/epoch_NNNN.png (validation faces over their reconstructions) and
         the loss and PSNR curves so far."""
-        from fmtool.metrics import plots
         from fmtool.engine.runs import read_metrics
+        from fmtool.metrics import plots
 
         originals = self.val_x[:GRID_PAIRS].cpu()
         recons = reconstruct(self.vae, originals, self.device)
