@@ -17,13 +17,13 @@ _fmtool_options() {
     case "$1" in
         '') echo --version --install-completion --show-completion --help -h ;;
         'info') echo --json --help -h ;;
-        'eval') echo --json --limit --device --precision --data-dir --help -h ;;
-        'classify') echo --checkpoint --top-k -k --invert --json --device --help -h ;;
-        'project') echo --layer -l --method --per-class --seed --thumbnails --no-thumbnails --out -o --checkpoint --list-layers --json --device --data-dir --help -h ;;
+        'eval') echo --json --limit --device --precision --data-dir --out -o --force --help -h ;;
+        'classify') echo --checkpoint --top-k -k --invert --save-input --json --device --help -h ;;
+        'project') echo --layer -l --method --per-class --seed --thumbnails --no-thumbnails --out -o --checkpoint --force --list-layers --json --device --data-dir --help -h ;;
         'reconstruct') echo --out -o --checkpoint --recursive -r --sample --seed --force --json --device --help -h ;;
         'fuse') echo --steps --method --out -o --group-a --group-b --strength --group-limit --data-dir --checkpoint --force --json --device --help -h ;;
         'train') echo --help -h ;;
-        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --dropout --width --val-size --limit --test-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
+        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --width --val-size --limit --test-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
         'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
     esac
 }
@@ -35,10 +35,13 @@ _fmtool_option_value() {
         'eval --device') echo 'auto cpu cuda mps' ;;
         'eval --precision') echo 'auto fp32 bf16 fp16' ;;
         'eval --data-dir') echo '@dir' ;;
+        'eval --out') echo '@dir' ;;
+        'eval -o') echo '@dir' ;;
         'classify --checkpoint') echo '@file' ;;
         'classify --top-k') echo '@text' ;;
         'classify -k') echo '@text' ;;
         'classify --invert') echo 'auto always never' ;;
+        'classify --save-input') echo '@dir' ;;
         'classify --device') echo 'auto cpu cuda mps' ;;
         'project --layer') echo '@text' ;;
         'project -l') echo '@text' ;;
@@ -81,6 +84,8 @@ _fmtool_option_value() {
         'train cnn --label-smoothing') echo '@text' ;;
         'train cnn --crop-padding') echo '@text' ;;
         'train cnn --erase') echo '@text' ;;
+        'train cnn --photo-jitter') echo '@text' ;;
+        'train cnn --photo-strength') echo '@text' ;;
         'train cnn --dropout') echo '@text' ;;
         'train cnn --width') echo '@text' ;;
         'train cnn --val-size') echo '@text' ;;

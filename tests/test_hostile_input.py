@@ -182,7 +182,9 @@ def test_classify_reports_each_bad_image_and_still_classifies_the_rest(cnn: dict
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [row[0] for row in rows] == [str(p) for p in good]
     assert all(len(row) == 7 and row[1] and 0 <= float(row[2]) <= 1 for row in rows)
-    lines = _error_lines(result.stderr, "error: ")
+    using, *lines = result.stderr.strip().splitlines()  # which checkpoint, then one line a file
+    assert using == f"using the latest CNN run: {cnn['checkpoint']}"
+    assert all(line.startswith("error: ") for line in lines), result.stderr
     assert len(lines) == len(bad) and "Traceback" not in result.output
     for line, (name, (path, reason)) in zip(lines, bad.items()):
         assert line.startswith(f"error: {path}: ") and reason in line, (name, line)
@@ -194,7 +196,7 @@ def test_classify_reports_each_bad_image_and_still_classifies_the_rest(cnn: dict
     assert sum("error" in a for a in answers) == len(bad)
 
     only_good = runner.invoke(app, ["classify", *map(str, good)], env=cnn["env"])
-    assert only_good.exit_code == 0 and only_good.stderr == ""
+    assert only_good.exit_code == 0 and only_good.stderr == using + "\n"
     assert len(only_good.stdout.splitlines()) == len(good)
 
 

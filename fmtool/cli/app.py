@@ -13,21 +13,22 @@ import typer
 from typer.core import TyperGroup
 
 from fmtool import __version__
-from fmtool.cli import cnn, info, vae
+from fmtool.cli import cnn, info, output, vae
 from fmtool.cli.options import flag
 from fmtool.errors import UserError
 
 
 class _Group(TyperGroup):
     """The error boundary: every UserError raised below becomes one line on stderr and exit 2,
-    with library parameter names shown as the flags a user types. Refused choices are
-    UserErrors too (see `fmtool.choices.Choice.parse`)."""
+    with library parameter names shown as the flags a user types and control characters (from
+    file names, say) escaped by `output.escape`. Refused choices are UserErrors too (see
+    `fmtool.choices.Choice.parse`)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            typer.echo(f"error: {exc.render(flag)}", err=True)
+            typer.echo(f"error: {output.escape(exc.render(flag))}", err=True)
             raise typer.Exit(exc.exit_code) from None
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from fmtool.choices import Choice, Compile, Device, Precision, UnknownChoice
+from fmtool.engine.bounds import Bounds
 from fmtool.errors import Option, UserError
 
 # Recipe fields whose flag is not simply --field-name.
@@ -27,6 +28,18 @@ def choice(enum: type[Choice], name: str, help: str, *decls: str, **settings: An
     A wrong value is refused by `Choice.parse`, as one line: "unknown method 'umap'; choose ..."."""
     return typer.Option(*decls, help=help, parser=lambda value: _parse(enum, value, name),
                         metavar="|".join(member.value for member in enum), **settings)
+
+
+def number_option(bounds: Bounds, name: str, help: str, *decls: str, **settings: Any) -> Any:
+    """A typer.Option taking a number in `bounds`, its range shown at the end of the help.
+
+    A value out of range, NaN or infinity (which typer's own ranges let through), or not a number
+    at all is refused before the command starts, as one line that says the valid range:
+    "--lr must be a number in (0, 10], got nan"."""
+    shown = bounds.short()
+    help = f"{help[:-2]}; {shown})." if help.endswith(").") else f"{help.rstrip('.')} ({shown})."
+    return typer.Option(*decls, help=help, parser=lambda value: bounds.parse(name, value),
+                        metavar="INTEGER" if bounds.kind is int else "FLOAT", **settings)
 
 
 def _parse(enum: type[Choice], value: Any, name: str) -> Choice:

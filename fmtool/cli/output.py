@@ -1,26 +1,102 @@
-"""Output conventions: results on stdout, progress and logs on stderr (so pipes stay clean).
+r"""Output conventions: results on stdout, progress and logs on stderr (so pipes stay clean).
 
 `TERMINAL` is the Feedback the commands hand to library code: notes become plain lines on
 stderr (never interpreted as rich markup) and progress bars are drawn there too.
+
+Printed text is user data more often than not (paths, run and class names), so the consoles
+interpret neither rich markup nor emoji codes (`[bold]`, `:smile:` print as written; styling is
+done with `rich.text.Text`), and every name or message passes through `escape` first:
+
+- a backslash prints as two (`\\`); tab, newline and carriage return as `\t`, `\n`, `\r`;
+- any other control character (C0 and DEL) as `\xHH`, and a byte of a file name that is not
+  UTF-8 (Python's surrogateescape) as `\xHH` too: what it stood for is exactly that byte;
+- C1 controls (U+0080..U+009F), the line and paragraph separators (U+2028, U+2029) and the
+  bidirectional embeddings, overrides and isolates (U+202A..U+202E, U+2066..U+2069) as the
+  `\xHH` of each byte of their UTF-8 encoding.
+
+So a name can neither forge lines or columns nor send escape sequences to the terminal, the
+text always encodes as UTF-8, and the rule is undone exactly by
+`os.fsdecode(codecs.escape_decode(text.encode())[0])` (classify's TSV relies on that).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 import sys
 from typing import Any, Iterator
 
 from rich.console import Console
 
 # Into a pipe or file rich would assume 80 columns, too few for a 10x10 confusion matrix.
-stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
+                 width=None if sys.stdout.isatty() else 120)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    # surrogateescape gives back the byte of a name that is not UTF-8; other characters their
+    # UTF-8 bytes (other lone surrogates, never in a file name, their surrogatepass bytes)
+    data = char.encode("utf-8", "surrogateescape" if 0xDC80 <= code <= 0xDCFF else "surrogatepass")
+    return "".join(f"\\x{byte:02x}" for byte in data)
+
+
+def escape(value: object) -> str:
+    """`value` as text that is safe to print (see the module docstring for the rule)."""
+    return _UNSAFE.sub(_escaped, str(value))
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    """One JSON document on stdout, strictly valid (RFC 8259) and ASCII.
+
+    JSON has no NaN or Infinity: such a number prints as null, and the object it is in (the
+    document, or each object of a list) gains "non_finite": {JSON pointer: "NaN" | "Infinity" |
+    "-Infinity"} naming what each null stood for. Strings keep every character (as \\u escapes
+    where not ASCII); a byte of a file name that is not UTF-8 shows as the surrogate "\\udcHH"
+    that Python's surrogateescape gives it, so json.loads then os.fsencode returns the exact name.
+    """
+    if isinstance(data, list):
+        data = [_with_non_finite(item) for item in data]
+    else:
+        data = _with_non_finite(data)
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def _with_non_finite(data: Any) -> Any:
+    found: dict[str, str] = {}
+    clean = _finite(data, "", found)
+    if found and isinstance(clean, dict):
+        clean["non_finite"] = found
+    return clean
+
+
+def _finite(value: Any, pointer: str, found: dict[str, str]) -> Any:
+    """`value` with non-finite floats replaced by None, each recorded under its JSON pointer."""
+    if isinstance(value, float) and not math.isfinite(value):
+        found[pointer] = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item, f"{pointer}/{_pointer_part(key)}", found)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item, f"{pointer}/{index}", found) for index, item in enumerate(value)]
+    return value
+
+
+def _pointer_part(key: object) -> str:
+    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 def progress(transient: bool = False, disable: bool = False):
@@ -35,10 +111,10 @@ def progress(transient: bool = False, disable: bool = False):
     )
 
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
+        TextColumn("{task.fields[status]}", markup=False),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
@@ -49,17 +125,22 @@ def progress(transient: bool = False, disable: bool = False):
 
 
 class _Bars:
-    """rich Progress with the `status` field every bar's columns expect filled in."""
+    """rich Progress with the `status` field every bar's columns expect filled in, and the
+    descriptions and statuses escaped (they may name files)."""
 
     def __init__(self, bars: Any) -> None:
         self._bars = bars
 
     def add_task(self, description: str, total: float | None = None, completed: float = 0,
                  **fields: Any) -> Any:
-        fields.setdefault("status", "")
-        return self._bars.add_task(description, total=total, completed=completed, **fields)
+        fields["status"] = escape(fields.get("status", ""))
+        return self._bars.add_task(escape(description), total=total, completed=completed,
+                                   **fields)
 
     def update(self, task: Any, **changes: Any) -> None:
+        for key in ("description", "status"):
+            if key in changes:
+                changes[key] = escape(changes[key])
         self._bars.update(task, **changes)
 
     def advance(self, task: Any, advance: float = 1) -> None:
@@ -73,11 +154,14 @@ class TerminalFeedback:
     """Library feedback on the terminal: plain notes and rich progress bars on stderr."""
 
     def note(self, text: str) -> None:
-        stderr.print(text, markup=False)
+        """One line: a newline in a note (from a file name, say) is escaped like the rest."""
+        stderr.print(escape(text))
 
     @contextlib.contextmanager
     def progress(self, transient: bool = False) -> Iterator[_Bars]:
-        with progress(transient=transient) as bars:
+        # Off a terminal a transient bar shows nothing but the blank line rich leaves behind,
+        # which would come before a command's one-line error.
+        with progress(transient=transient, disable=transient and not stderr.is_terminal) as bars:
             yield _Bars(bars)
 
 

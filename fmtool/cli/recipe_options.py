@@ -15,8 +15,8 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from fmtool.cli.options import FLAG_NAMES, choice
-from fmtool.engine.recipe import Recipe, recipe_fields
+from fmtool.cli.options import FLAG_NAMES, choice, number_option
+from fmtool.engine.recipe import Recipe, bounds_of, recipe_fields
 
 
 def shown(value: Any) -> str:
@@ -43,8 +43,8 @@ def _option(field: dataclasses.Field, kind: type, paper: Recipe) -> inspect.Para
                         rich_help_panel=meta["panel"])
         kind = meta["choices"]
     else:
-        bounds = {k: meta[k] for k in ("min", "max") if meta[k] is not None}
-        option = typer.Option(f"--{name}", **bounds, **settings)
+        option = number_option(bounds_of(field, kind), field.name, help_text, f"--{name}",
+                               rich_help_panel=meta["panel"])
     return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[Optional[kind], option])
 

@@ -35,16 +35,32 @@ def choose_recipe(kind: str, recipes: dict[str, "Recipe"], recipe_name: str, nam
         raise UserError(f"unknown recipe {recipe_name!r}; choose one of {', '.join(recipes)}")
     distributed.init_from_env()
     if not resume:  # every torchrun process must write to rank 0's run folder
-        name = distributed.agree(name or runs.new_run_name())
+        name = distributed.agree(runs.new_run_name() if name is None else name)
     folder = runs.training_run_dir(kind, name, resume)
-    if not resume:
-        return folder, recipes[recipe_name].with_overrides(**overrides), options
-    info = runs.read_run_info(folder)
+    if not resume:  # each value was checked as it was parsed; check how they fit together
+        return folder, recipes[recipe_name].with_overrides(**overrides).check(), options
+    info = runs.read_run_info(folder, kind)
     recipe_class = type(recipes[recipe_name])
     # Runs from before the recipe split kept latent_dim and val_fraction among the options.
-    saved = {**info.get("options", {}), **info["recipe"]}
-    recipe = recipe_class.from_dict(saved).with_overrides(epochs=overrides.get("epochs"))
-    return folder, recipe, info["options"]
+    saved = {**info["options"], **info["recipe"]}
+    where = f"{folder / runs.RUN_FILE} is damaged: "
+    recipe = recipe_class.from_dict(saved, where).with_overrides(epochs=overrides.get("epochs"))
+    _check_saved_options(info["options"], options, where)
+    return folder, recipe.check(), info["options"]
+
+
+def _check_saved_options(saved: dict[str, Any], fresh: dict[str, Any], where: str) -> None:
+    """The run's own options (what the command line would have given): limits are counts,
+    the rest words or paths; anything else means the file was damaged or edited."""
+    for key in fresh:
+        value = saved.get(key)
+        if key.endswith("limit"):
+            good = value is None or (isinstance(value, int) and not isinstance(value, bool)
+                                     and value >= 1)
+        else:
+            good = value is None or isinstance(value, str)
+        if not good:
+            raise UserError(f"{where}its option {key} is {str(value)[:40]!r}")
 
 
 def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: Path,
@@ -80,19 +96,22 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
             feedback.note(f"resuming at epoch {trainer.state.epoch + 1}, "
                           f"batch {trainer.state.step + 1}")
         history = trainer.fit()
-    except TrainingInterrupted:
+    except TrainingInterrupted as stopped:  # exit 128 + the signal: 130 (Ctrl-C), 143 (SIGTERM)
         feedback.note(f"stopped; continue with: fmtool train {kind} --name {folder.name} --resume")
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + stopped.signal) from None
     finally:
         distributed.shutdown()
     feedback.note(f"done: {len(history)} epochs; run folder {folder}")
-    feedback.note(selection_summary(history, task.best_metric, task.best_mode))
+    for line in selection_summary(history, task.best_metric, task.best_mode).splitlines():
+        feedback.note(line)  # a note is one line: the terminal's note escapes a newline
 
 
 def selection_summary(history: list[dict[str, Any]], metric: str, mode: str) -> str:
     """Which epoch best.pt holds and its test numbers; plus the report's measure (best test
     accuracy over all epochs), labelled, since it peeks at the test set."""
-    scored = [r for r in history if not math.isnan(r[metric])]
+    # The epochs the Trainer could pick: a finite score from finite weights (see Trainer).
+    scored = [r for r in history if isinstance(r.get(metric), (int, float))
+              and math.isfinite(r[metric]) and not r.get("diverged")]
     if not scored:
         return f"no epoch had a usable {metric} (the loss diverged?); best.pt was not written"
     pick = max if mode == "max" else min

@@ -13,16 +13,30 @@ import typer
 
 from fmtool.choices import FusionMethod
 from fmtool.cli import output
-from fmtool.cli.options import CompileOpt, DeviceOpt, ForceOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, choice
+from fmtool.cli.checkpoints import checkpoint_to_use
+from fmtool.cli.options import (
+    CompileOpt,
+    DeviceOpt,
+    ForceOpt,
+    JsonOpt,
+    NameOpt,
+    PrecisionOpt,
+    ResumeOpt,
+    choice,
+    number_option,
+)
 from fmtool.cli.recipe_options import recipe_options
+from fmtool.engine.bounds import Bounds
+from fmtool.engine.recipe import MAX_SEED
 from fmtool.errors import UserError
 from fmtool.vae import recipes
 
 FacesDirOpt = Annotated[Optional[Path], typer.Option(
     "--data-dir", help="Folder of face images, searched recursively, one sub-folder per person "
     "(else $FMTOOL_FACES_DIR, else LFW downloaded into the cache).", file_okay=False)]
+MAX_STRENGTH = 100.0  # times the attribute vector; far beyond it the decoder only saturates
 VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
-    help="A .pt file or a VAE run folder; default: the latest VAE run (its best.pt).")]
+    help="A .pt file or a VAE run folder (its best.pt), or builtin (the model that ships with fmtool, once one does); default: the latest VAE run, else the bundled model.")]
 
 
 @recipe_options(recipes.VAERecipe, recipes.PAPER)
@@ -43,14 +57,12 @@ def train_vae(
 
     Faces are centre-cropped (224/250 of the shorter side), resized to --image-size and decoded once into a cache. Validation holds out whole people (folders) and is measured every epoch: loss (BCE + KL, as its parts), and PSNR and SSIM of the reconstructions.
 
-    The run folder keeps run.json, metrics.jsonl, last.pt (resumable), best.pt (lowest validation loss), reconstructions/epoch_NNNN.png and the loss and PSNR curves. Ctrl-C stops cleanly; --resume continues where it stopped.
+    The run folder keeps run.json, metrics.jsonl, last.pt (resumable), best.pt (lowest validation loss), reconstructions/epoch_NNNN.png and the loss and PSNR curves. Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 143); --resume continues where it stopped.
     """
     from fmtool.cli.training import choose_recipe, run_training
 
-    image_size = overrides.get("image_size")
-    if image_size is not None and image_size % 32:
-        raise UserError(f"--image-size must be a multiple of 32 (the encoder halves it five "
-                        f"times), got {image_size}; try {max(32, round(image_size / 32) * 32)}")
+    # --image-size (a multiple of 32: the encoder halves it five times), --latent-dim and the
+    # model they make together are checked before any face is decoded (VAERecipe.check).
     options = {"limit": limit, "val_limit": val_limit, "precision": str(precision),
                "compile": str(compile),
                "data_dir": str(data_dir.resolve()) if data_dir is not None else None}
@@ -77,7 +89,7 @@ def reconstruct(
     checkpoint: VaeCheckpointOpt = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also read images in sub-folders.")] = False,
     sample: Annotated[bool, typer.Option("--sample", help="Decode a random z ~ q(z|x) instead of its mean.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the noise for --sample.")] = 0,
+    seed: Annotated[int, number_option(Bounds(int, 0, MAX_SEED), "seed", "Seed of the noise for --sample.")] = 0,
     force: ForceOpt = False,
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
@@ -86,13 +98,12 @@ def reconstruct(
 
     Writes into --out: images/ (each reconstruction as PNG), side_by_side_NNN.png (the report's Figure 9: 64 originals beside their reconstructions), alternating_NNN.png (Figure 10: pairs in alternating columns) and metrics.csv (per image: BCE, MSE, PSNR, SSIM). Faces get the training preprocessing (centre crop, resize). Deterministic unless --sample.
 
-    Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force.
+    Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force, checked before any work; the outputs appear together at the end, or none does if the run fails or is interrupted part-way (Ctrl-C, SIGTERM), so running it again needs no --force. Two faces that would share an output name (a.jpg, a.png) keep their extension (a.jpg.png, a.png.png). --out may be FOLDER itself: reconstruct's own outputs there are not read as inputs.
     """
     from fmtool.engine.device import choose_device
-    from fmtool.engine.runs import resolve_checkpoint
     from fmtool.vae.reconstruct import reconstruct_folder
 
-    path = resolve_checkpoint(checkpoint, "vae")
+    path = checkpoint_to_use(checkpoint, "vae")
     report = reconstruct_folder(folder, path, out, choose_device(str(device)), recursive=recursive,
                                 sample=sample, seed=seed, force=force, feedback=output.TERMINAL)
     _report_skipped(report["skipped"])
@@ -102,26 +113,26 @@ def reconstruct(
         m = report["mean"]
         skipped = f", {len(report['skipped'])} skipped" if report["skipped"] else ""
         output.stdout.print(f"reconstructed {report['images']} images{skipped}: BCE {m['bce']:.4f}  "
-                        f"MSE {m['mse']:.5f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
-                        f"-> {report['out']} (metrics.csv, {len(report['grids'])} grids)",
-                        markup=False)
+                            f"MSE {m['mse']:.5f}  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}  "
+                            f"-> {output.escape(report['out'])} (metrics.csv, "
+                            f"{len(report['grids'])} grids)")
     if report["skipped"]:
         raise typer.Exit(1)
 
 
 def _report_skipped(skipped: list[dict[str, str]]) -> None:
     for item in skipped:
-        output.stderr.print(f"skipped {item['path']}: {item['error']}", markup=False)
+        output.stderr.print(f"skipped {output.escape(item['path'])}: {output.escape(item['error'])}")
 
 
 def fuse(
     images: Annotated[Optional[list[Path]], typer.Argument(help="A.jpg B.jpg to blend; or one face to move along --group-a -> --group-b; or none with two groups.", show_default=False, metavar="[FACE...]")] = None,
-    steps: Annotated[int, typer.Option(help="Frames, both ends included.", min=2, max=1000)] = 10,
+    steps: Annotated[int, number_option(Bounds(int, 2, 1000), "steps", "Frames, both ends included.")] = 10,
     method: Annotated[FusionMethod, choice(FusionMethod, "method", "lerp: straight line; slerp: great circle, codes keep their length.")] = FusionMethod.lerp,
     out: Annotated[Path, typer.Option("--out", "-o", help="Strip image (frames go to <name>_frames/), or a folder for strip.png and the frames.")] = Path("fusion.png"),
     group_a: Annotated[Optional[Path], typer.Option("--group-a", help="Folder of images, or text file of image names (like LFW's female_names.txt).")] = None,
     group_b: Annotated[Optional[Path], typer.Option("--group-b", help="Like --group-a; the direction goes from A to B.")] = None,
-    strength: Annotated[float, typer.Option(help="With one face and two groups: add up to STRENGTH x (mean B - mean A).")] = 1.0,
+    strength: Annotated[float, number_option(Bounds(float, -MAX_STRENGTH, MAX_STRENGTH), "strength", "With one face and two groups: add up to STRENGTH x (mean B - mean A); negative goes towards A.")] = 1.0,
     group_limit: Annotated[int, typer.Option(help="Average at most N faces per group (seeded subset).", min=1)] = 256,
     data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the names in a list file are looked up (else $FMTOOL_FACES_DIR, else the list's folder).", file_okay=False)] = None,
     checkpoint: VaeCheckpointOpt = None,
@@ -136,7 +147,6 @@ def fuse(
     fuse --group-a F.txt --group-b M.txt walks between the mean codes of two groups; fuse FACE.jpg --group-a F.txt --group-b M.txt --strength 1.5 adds the attribute vector (mean B - mean A) to one face, from 0 to STRENGTH.
     """
     from fmtool.engine.device import choose_device
-    from fmtool.engine.runs import resolve_checkpoint
     from fmtool.vae import fuse as fusing
     from fmtool.vae.inference import load_vae
 
@@ -150,8 +160,9 @@ def fuse(
     if groups and len(images) > 1:
         raise UserError("with --group-a/--group-b give one face (to move along the attribute) "
                         "or none (to walk between the groups)")
+    fusing.check_output(out, steps, force)  # before any work
     chosen = choose_device(str(device))
-    model, meta = load_vae(resolve_checkpoint(checkpoint, "vae"), chosen)
+    model, meta = load_vae(checkpoint_to_use(checkpoint, "vae"), chosen)
     if not groups:
         fusion = fusing.fuse_pair(model, meta, images[0], images[1], steps, method.value, chosen)
     elif images:
@@ -174,5 +185,5 @@ def _print_fusion(fusion: Any, report: dict[str, Any]) -> None:
     key = "strength" if fusion.mode == "attribute" else "a"
     values = " ".join(f"{frame[key]:.2f}" for frame in report["frames"])
     frames_folder = Path(report["frames"][0]["path"]).parent
-    output.stdout.print(f"{report['strip']}  ({len(report['frames'])} frames in {frames_folder}, "
-                    f"{key} = {values})", markup=False)
+    output.stdout.print(f"{output.escape(report['strip'])}  ({len(report['frames'])} frames in "
+                        f"{output.escape(frames_folder)}, {key} = {values})")

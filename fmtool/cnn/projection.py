@@ -26,7 +26,7 @@ import numpy as np
 
 from fmtool.choices import ProjectionMethod
 from fmtool.engine.feedback import SILENT, Feedback
-from fmtool.engine.io import atomic_write
+from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
 from fmtool.errors import Option, UserError
 
 METHOD_TITLES = {"tsne": "t-SNE", "pca": "PCA"}
@@ -127,39 +127,49 @@ def write_csv(path: Path, projections: Sequence[Projection], indices: np.ndarray
         for index, label, (x, y) in zip(indices.tolist(), labels.tolist(), item.coords.tolist()):
             writer.writerow([item.layer, index, label, class_names[label], f"{x:.6g}", f"{y:.6g}"])
     with atomic_write(path, "", "choose another place with {}", Option("out")) as sink:
-        sink.write(table.getvalue().encode("utf-8"))
+        sink.write(table.getvalue().encode("utf-8", "backslashreplace"))  # odd class names
     return path
 
 
 def project_test_images(model: Any, meta: dict[str, Any], checkpoint: Path, layers: list[str],
                         method: str, per_class: int, seed: int, thumbnails: bool,
                         out: Path | None, device: Any, data_dir: Path | None,
-                        feedback: Feedback = SILENT) -> dict[str, Any]:
+                        feedback: Feedback = SILENT, force: bool = False) -> dict[str, Any]:
     """The whole `project` job: sample test images per class, capture the layers, project and
     score each, draw the figure and write the CSV. Returns the report the command prints.
 
-    Without `out`, the figure goes into the checkpoint's run folder as
-    projection-<method>-<layers>[-thumbnails].png, the CSV beside it."""
+    Without `out`, the figure goes into the checkpoint's run folder (a bundled model's: fmtool's
+    data folder, see `runs.figures_home`) as projection-<method>-<layers>[-thumbnails].png, the
+    CSV beside it; those names are fmtool's own in a run folder it made. Anywhere else an
+    existing figure or CSV is only overwritten with `force`, and that is checked before any
+    work. Figure and CSV appear together or not at all."""
     from fmtool.cnn import projection_plots
     from fmtool.cnn.activations import sample_per_class
     from fmtool.data.fashion import load_fashion_mnist
+    from fmtool.engine.runs import figures_home
     from fmtool.models.cnn import LAYER_NAMES
 
     start = time.perf_counter()
+    if out is None:
+        tag = "all" if len(layers) == len(LAYER_NAMES) else "+".join(layers)
+        suffix = "-thumbnails" if thumbnails else ""
+        home, owned = figures_home(checkpoint)
+        out = home / f"projection-{method}-{tag}{suffix}.png"
+        force = force or owned
+    check_outputs([out, out.with_suffix(".csv")], out.parent, force)
     names = meta["class_names"]
     data = load_fashion_mnist(data_dir)
+    _check_per_class(per_class, data.test_labels, names)
     indices = sample_per_class(data.test_labels, per_class, seed, len(names))
     images, labels = data.test_images[indices], data.test_labels[indices]
     projections = _project_layers(model, meta, images, labels, layers, method, seed, device,
                                   feedback)
-    if out is None:
-        tag = "all" if len(layers) == len(LAYER_NAMES) else "+".join(layers)
-        suffix = "-thumbnails" if thumbnails else ""
-        out = checkpoint.parent / f"projection-{method}-{tag}{suffix}.png"
     np_labels = labels.numpy()
-    figure = projection_plots.draw(projections, np_labels, names, method, out,
-                                   images.numpy() if thumbnails else None)
-    table = write_csv(out.with_suffix(".csv"), projections, indices.numpy(), np_labels, names)
+    with all_or_nothing(out.parent, "choose another place with {}", Option("out")):
+        figure = projection_plots.draw(projections, np_labels, names, method, out,
+                                       images.numpy() if thumbnails else None)
+        table = write_csv(out.with_suffix(".csv"), projections, indices.numpy(), np_labels,
+                          names)
     return {
         "checkpoint": str(checkpoint),
         "method": str(method),
@@ -171,6 +181,17 @@ def project_test_images(model: Any, meta: dict[str, Any], checkpoint: Path, laye
         "layers": [item.scores() for item in projections],
         "seconds": round(time.perf_counter() - start, 2),
     }
+
+
+def _check_per_class(per_class: int, labels: Any, names: Sequence[str]) -> None:
+    """`per_class` must be a number some class of the test set can give, else it would be
+    reported but never used (a class with fewer images gives all it has: see `points`)."""
+    import torch
+
+    most = max(torch.bincount(labels, minlength=len(names))[:len(names)].tolist(), default=0)
+    if per_class > most:
+        raise UserError("{} must be at most {} for this test set (its largest class has {} "
+                        "images), got {}", Option("per_class"), most, most, per_class)
 
 
 def _project_layers(model: Any, meta: dict[str, Any], images: Any, labels: Any,

@@ -47,6 +47,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 CROP = (224, 250)  # keep 224/250 of the shorter side, centred
 RESAMPLE = "bilinear"
 SPLIT_SEED = 0
+MIN_TRAIN_FACES = 2  # BatchNorm cannot train on a batch of one image
 CACHE_VERSION = 1
 _NOBODY = 10**9  # asks scikit-learn for nobody: it downloads and unpacks, but decodes nothing
 _NUMBERED = re.compile(r"^(.+?)_\d+$")
@@ -164,7 +165,8 @@ def decode_faces(files: Sequence[Path], size: int, crop: Sequence[int] = CROP,
             errors[index] = str(exc)
 
     workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         futures = [pool.submit(work, i) for i in range(len(files))]
         if feedback is not None:
             with feedback.progress(transient=True) as bars:
@@ -175,6 +177,12 @@ def decode_faces(files: Sequence[Path], size: int, crop: Sequence[int] = CROP,
                     bars.advance(bar)
         for future in futures:
             future.result()
+    except BaseException:
+        # Ctrl-C (or an error) drops the queued decodes instead of waiting for all of them, as
+        # leaving the `with` block would; only the few already running finish, in the background.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     ok = [i not in errors for i in range(len(files))]
     if errors:
         out = out[torch.tensor(ok)]
@@ -293,9 +301,10 @@ def load_face_splits(data_dir: Path | None, image_size: int, val_fraction: float
         feedback.note(f"skipped {len(failed)} unreadable images: {shown}{more}")
     kept = [i for i, good in zip(chosen, ok) if good]
     n_train = sum(ok[:len(train_index)])
-    if n_train == 0 or n_train == len(kept):
+    if n_train < MIN_TRAIN_FACES or n_train == len(kept):
         raise UserError(f"{root} gave {n_train} training and {len(kept) - n_train} validation "
-                        "faces; both need at least one readable image")
+                        f"faces; training needs at least {MIN_TRAIN_FACES} readable images "
+                        "(BatchNorm learns from a batch's spread) and validation at least one")
     return FaceSplits(
         train=images[:n_train], val=images[n_train:],
         train_people=len({persons[i] for i in kept[:n_train]}),

@@ -60,6 +60,9 @@ def read_idx(path: Path) -> torch.Tensor:
     if len(raw) < header:
         raise UserError(f"{path} is truncated; download it again")
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if ndim == 0 or 0 in shape:
+        raise UserError(f"{path} holds no data (its shape is {shape}); it is damaged, "
+                        "download it again")
     count = 1
     for size in shape:
         count *= size
@@ -92,6 +95,10 @@ def load_from_dir(folder: Path) -> FashionMNIST:
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise UserError(f"{folder}: {split} images {tuple(images.shape)} and labels "
                             f"{tuple(labels.shape)} do not match; the files are damaged")
+        if tuple(images.shape[1:]) != (SOURCE_SIZE, SOURCE_SIZE):
+            raise UserError(f"{folder}: {split} images are {images.shape[1]}x{images.shape[2]} "
+                            f"pixels, Fashion-MNIST's are {SOURCE_SIZE}x{SOURCE_SIZE}; "
+                            "not Fashion-MNIST")
         if int(labels.max()) >= len(CLASSES):
             raise UserError(f"{folder}: {split} labels go beyond {len(CLASSES) - 1}; not Fashion-MNIST")
     return FashionMNIST(
@@ -130,12 +137,22 @@ def load_fashion_mnist(data_dir: Path | None = None) -> FashionMNIST:
     return load_from_dir(download(datasets_dir()))
 
 
-def to_model_input(images: torch.Tensor, size: int = 32) -> torch.Tensor:
-    """uint8 [B,28,28] (any device) -> normalised float [B,1,size,size], bilinear resize."""
-    x = images.unsqueeze(1).float().div_(255.0)
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B,28,28] (any device) -> float [B,1,28,28] in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def normalise(x: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """float [B,1,H,W] in [0, 1] -> the model's input: bilinear resize to size, then
+    standardised with the training set's mean and standard deviation."""
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x.sub_(MEAN).div_(STD)
+
+
+def to_model_input(images: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """uint8 [B,28,28] (any device) -> normalised float [B,1,size,size], bilinear resize."""
+    return normalise(to_unit(images), size)
 
 
 def subset(images: torch.Tensor, labels: torch.Tensor, limit: int | None,

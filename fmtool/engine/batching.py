@@ -15,8 +15,11 @@ EPOCH_STRIDE = 100_003  # a prime: (seed, epoch) pairs never share a generator s
 
 
 def seeded_permutation(count: int, seed: int) -> torch.Tensor:
-    """A permutation of range(count) that depends on `seed` only."""
-    return torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    """A permutation of range(count) that depends on `seed` only.
+
+    Generators take 64-bit seeds; derived seeds (seed * EPOCH_STRIDE + epoch, seed + 1) wrap
+    around modulo 2**64, so every recipe seed (0..2**63 - 1) works and small ones are unchanged."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed % 2**64))
 
 
 def epoch_batches(count: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:

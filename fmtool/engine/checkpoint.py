@@ -10,6 +10,7 @@ leaves a half-written checkpoint where a good one was.
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 import zipfile
@@ -20,10 +21,16 @@ from typing import Any, Callable
 import torch
 
 from fmtool import __version__
+from fmtool.engine.bounds import Bounds
 from fmtool.engine.io import atomic_write
 from fmtool.errors import UserError
 
 FORMAT_VERSION = 1
+MAX_META_DEPTH = 16  # fmtool's own metadata is 3 levels deep
+
+
+class MetadataError(ValueError):
+    """A checkpoint's metadata does not fit its model's schema (see `load_model`'s `validate`)."""
 
 
 @dataclass
@@ -124,10 +131,13 @@ def load_checkpoint(path: Path, expect_kind: str | None = None,
         raise UserError(f"{path} was written by a newer fmtool (format {version}); upgrade fmtool")
     try:
         meta = json.loads(payload["meta"])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise UserError(f"{path} has unreadable metadata; it is damaged") from exc
     if not isinstance(meta, dict) or not isinstance(payload["model"], dict):
         raise UserError(f"{path} has malformed metadata or weights; it is damaged")
+    if _depth(meta) > MAX_META_DEPTH:
+        raise UserError(f"{path} has metadata nested more than {MAX_META_DEPTH} levels deep; "
+                        "it is damaged or not from fmtool")
     kind = meta.get("kind")
     if expect_kind is not None and kind != expect_kind:
         raise UserError(
@@ -138,18 +148,107 @@ def load_checkpoint(path: Path, expect_kind: str | None = None,
 
 
 def load_model(path: Path, kind: str, build: Callable[[dict[str, Any]], "torch.nn.Module"],
-               device: torch.device) -> tuple["torch.nn.Module", dict[str, Any]]:
+               device: torch.device,
+               validate: Callable[[dict[str, Any]], None] | None = None,
+               ) -> tuple["torch.nn.Module", dict[str, Any]]:
     """A checkpoint's model, built from its own metadata, in eval mode on `device`.
 
-    A file of the right kind whose metadata or weights do not fit the architecture (edited,
-    or from an incompatible build) is refused with one line rather than a traceback.
+    Nothing in the file is trusted: `validate` (the model family's schema) checks the metadata's
+    types, ranges and agreement and raises MetadataError (or KeyError, TypeError, ValueError);
+    the model is first built on torch's meta device, which allocates nothing, and its weights'
+    names and shapes compared with the file's; then every weight must be floating point where the
+    model's is, and finite. A file that fails any of this (edited, damaged, or a diverged run) is
+    refused with one line rather than a traceback, a huge allocation or a model that prints
+    numbers from NaN weights.
     """
     ckpt = load_checkpoint(path, expect_kind=kind)
     try:
-        model = build(ckpt.meta)
-        model.load_state_dict(ckpt.model)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} does not hold a usable {kind.upper()} model ({reason}); "
-                        f"train one with `fmtool train {kind}`") from exc
+        if validate is not None:
+            validate(ckpt.meta)
+        with torch.device("meta"):
+            shapes = build(ckpt.meta).state_dict()
+        problem = weights_problem(ckpt.model, shapes)
+        if problem is None:
+            model = build(ckpt.meta)
+            model.load_state_dict(ckpt.model)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        problem = _reason(exc)
+    if problem is not None:
+        raise UserError(f"{path} does not hold a usable {kind.upper()} model ({problem}); "
+                        f"train one with `fmtool train {kind}`")
     return model.to(device).eval(), ckpt.meta
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, KeyError):
+        return f"its metadata lacks {text[:80]}"
+    return text.splitlines()[0][:160] if text else type(exc).__name__
+
+
+def weights_problem(weights: dict[str, Any], expected: dict[str, torch.Tensor]) -> str | None:
+    """What is wrong with `weights` for a model whose state_dict is `expected` (tensors on any
+    device, the meta device included), or None: a missing, extra or misshapen weight, one that is
+    not floating point where the model's is (integer weights would be cast without a word), or
+    NaN or infinity anywhere."""
+    missing = [k for k in expected if k not in weights]
+    extra = [k for k in weights if k not in expected]
+    if missing or extra:
+        what = f"no weight {missing[0]}" if missing else f"an unknown weight {str(extra[0])[:60]}"
+        return f"{what}; the weights do not fit the architecture in its metadata"
+    for key, want in expected.items():
+        got = weights[key]
+        if not isinstance(got, torch.Tensor):
+            return f"weight {key} is not a tensor"
+        if tuple(got.shape) != tuple(want.shape):
+            return (f"weight {key} has shape {tuple(got.shape)}, the architecture in its "
+                    f"metadata needs {tuple(want.shape)}")
+        if want.is_floating_point() and not got.is_floating_point():
+            return f"weight {key} is {str(got.dtype).replace('torch.', '')}, not floating point"
+        if got.is_floating_point() and not bool(torch.isfinite(got).all()):
+            return f"weight {key} holds NaN or infinite values (did the training diverge?)"
+    return None
+
+
+_ABSENT = object()
+
+
+def meta_value(meta: dict[str, Any], key: str, kind: type | tuple[type, ...], *,
+               bounds: Bounds | None = None, optional: bool = False, default: Any = None) -> Any:
+    """The metadata value at dotted `key` ("architecture.width") if it is a `kind` (within
+    `bounds` for numbers); `default` when `optional` and absent; else MetadataError naming it.
+    The building block of each model family's `validate_meta` schema."""
+    value: Any = meta
+    for part in key.split("."):
+        value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+    if value is _ABSENT:
+        if optional:
+            return default
+        raise MetadataError(f"its metadata lacks {key}")
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    numeric = bool(set(kinds) & {int, float})
+    good = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+    if good and numeric and bounds is not None:
+        good = bounds.accepts(value)
+    elif good and isinstance(value, float):
+        good = math.isfinite(value)
+    if not good:
+        need = bounds.describe() if bounds is not None else " or ".join(k.__name__ for k in kinds)
+        shown = f"'{value[:40]}'" if isinstance(value, str) else str(value)[:40]
+        raise MetadataError(f"its metadata's {key} is {shown}, not {need}")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and tables nest in `value` (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if level + 1 > MAX_META_DEPTH:
+                    return level + 1
+                stack.append((child, level + 1))
+        deepest = max(deepest, level + (1 if isinstance(item, (dict, list)) else 0))
+    return deepest

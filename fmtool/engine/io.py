@@ -3,18 +3,27 @@
 Every file fmtool writes (checkpoints, run.json, metrics, figures, images, CSVs, caches) goes
 through `atomic_write`: the content goes to a temporary file in the target's folder, is synced,
 and is renamed over the target. A crash, Ctrl-C or a full disk leaves the old file (or none),
-never half of a new one.
+never half of a new one. A rename replaces a symbolic link at the target itself; nothing is ever
+written through one.
+
+Commands that write several files (reconstruct, fuse, eval, project) also wrap them in
+`all_or_nothing`: the files are kept back as synced temporary files until the block ends, then
+renamed in one go, so a failure part-way (a full disk, a read-only folder, Ctrl-C) leaves no new
+output at all, and `check_outputs` refuses, before any work, outputs that exist or cannot be
+written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-from fmtool.errors import UserError
+from fmtool.errors import Option, UserError
 
 DEFAULT_ADVICE = "free some space or choose a writable FMTOOL_HOME"
 
@@ -80,12 +89,19 @@ def atomic_write(path: Path, what: str = "", advice: str = DEFAULT_ADVICE,
     """Yields a binary sink; on a clean exit its bytes replace `path` in one rename.
 
     Any OSError (no space, read-only folder, a file where a folder should be) becomes the one-line
-    `write_failure` UserError; the temporary file is removed whatever happens.
+    `write_failure` UserError; the temporary file is removed whatever happens. Inside an
+    `all_or_nothing` block the rename waits for the end of the block (and its advice is used).
     """
+    staging = _STAGING.get()
+    if staging is not None and advice == DEFAULT_ADVICE and not values:
+        advice, values = staging.advice, staging.values
     tmp: str | None = None
     sink: FileSink | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if staging is not None:
+            staging.make_folders(path)
+        else:
+            make_folders(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             sink = FileSink(fd)
@@ -94,7 +110,10 @@ def atomic_write(path: Path, what: str = "", advice: str = DEFAULT_ADVICE,
             os.fchmod(fd, _file_mode())
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if staging is not None:
+            staging.keep(tmp, path)
+        else:
+            os.replace(tmp, path)
         tmp = None
     except BaseException as exc:
         error = sink.error if sink is not None and sink.error is not None else exc
@@ -104,6 +123,157 @@ def atomic_write(path: Path, what: str = "", advice: str = DEFAULT_ADVICE,
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """mkdir -p that says which path is in the way ("out is not a folder") instead of a bare
+    "File exists"; returns the folders it created, outermost first."""
+    missing: list[Path] = []
+    probe = folder
+    while not probe.is_dir():
+        if os.path.lexists(probe):
+            raise NotADirectoryError(errno.ENOTDIR, f"{probe} is not a folder")
+        missing.append(probe)
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    created: list[Path] = []
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+            created.append(path)
+        except FileExistsError:
+            if not path.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{path} is not a folder") from None
+    return created
+
+
+class _Staging:
+    """The files of one `all_or_nothing` block: synced temporary files waiting to be renamed."""
+
+    def __init__(self, root: Path | None, advice: str, values: tuple[object, ...]) -> None:
+        self.root = root
+        self.advice = advice
+        self.values = values
+        self.kept: list[tuple[str, Path, bool]] = []  # (temporary file, target, target existed)
+        self.created: list[Path] = []  # folders this block made, outermost first
+
+    def make_folders(self, path: Path) -> None:
+        if self.root is not None:
+            _refuse_links_below(self.root, path)
+        self.created += make_folders(path.parent)
+
+    def keep(self, tmp: str, path: Path) -> None:
+        self.kept.append((tmp, path, os.path.lexists(path)))
+
+    def commit(self) -> None:
+        """Renames every kept file into place. If one fails (or Ctrl-C comes), the new files
+        already renamed are removed again; files it replaced (with --force) stay replaced, each
+        whole, since the old ones are gone by then."""
+        done: list[tuple[Path, bool]] = []
+        target: Path | None = None
+        try:
+            for index, (tmp, target, existed) in enumerate(self.kept):
+                os.replace(tmp, target)
+                self.kept[index] = ("", target, existed)
+                done.append((target, existed))
+        except BaseException as exc:
+            for path, existed in done:
+                if not existed:
+                    path.unlink(missing_ok=True)
+            self.discard()
+            if isinstance(exc, OSError) and target is not None:
+                raise write_failure(target, exc, "", self.advice, *self.values) from exc
+            raise
+
+    def discard(self) -> None:
+        for tmp, _, _ in self.kept:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+        self.kept = []
+        for folder in reversed(self.created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: what was there before stays
+        self.created = []
+
+
+_STAGING: contextvars.ContextVar[_Staging | None] = contextvars.ContextVar("fmtool_staging",
+                                                                          default=None)
+
+
+@contextlib.contextmanager
+def all_or_nothing(root: Path | None = None, advice: str = DEFAULT_ADVICE,
+                   *values: object) -> Iterator[None]:
+    """Every `atomic_write` in the block becomes visible together when the block ends cleanly.
+
+    If anything fails first (a write, an exception, Ctrl-C), no new file appears, and folders the
+    block created are removed again when empty. With `root`, writing through a symbolic link in a
+    folder below `root` is refused (the link would put the file outside it). `advice` (with its
+    placeholder `values`) ends the message of a write that failed in the block.
+    """
+    staging = _Staging(root, advice, values)
+    token = _STAGING.set(staging)
+    try:
+        yield
+        staging.commit()
+    except BaseException:
+        staging.discard()
+        raise
+    finally:
+        _STAGING.reset(token)
+
+
+def _refuse_links_below(root: Path, path: Path) -> None:
+    """A symbolic link in a folder between `root` and `path` would take the write elsewhere."""
+    for folder in _folders_between(root, path):
+        if folder.is_symlink():
+            raise UserError("{} is a symbolic link; fmtool does not write through links inside "
+                            "its output folder; remove it or choose another {}", folder,
+                            Option("out"))
+
+
+def _folders_between(root: Path, path: Path) -> list[Path]:
+    """The folders below `root` that hold `path`, outermost first (none when it is outside)."""
+    try:
+        relative = path.parent.relative_to(root)
+    except ValueError:
+        return []
+    return [root.joinpath(*relative.parts[:i]) for i in range(1, len(relative.parts) + 1)]
+
+
+def check_outputs(paths: Iterable[Path], root: Path, force: bool) -> None:
+    """Refuses, before any work is done, outputs that must not or cannot be written.
+
+    `root` is the folder the outputs go into (the user's `--out`, or a folder beside it). Refused
+    whatever `force` says: a file where `root` or a folder below it should be, a symbolic link
+    below `root` (see `all_or_nothing`), an output that is a folder. Refused without `force`: an
+    output that exists (a link counts, even a dangling one).
+    """
+    paths = list(paths)
+    probe = root
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError("{} is not a folder; choose another {}", probe, Option("out"))
+    existing: list[Path] = []
+    for path in paths:
+        _refuse_links_below(root, path)
+        for folder in _folders_between(root, path):
+            if os.path.lexists(folder) and not folder.is_dir():
+                raise UserError("{} is a file where fmtool needs a folder; choose another {}",
+                                folder, Option("out"))
+        if path.is_dir() and not path.is_symlink():
+            raise UserError("{} is a folder; fmtool would write a file there; choose another {}",
+                            path, Option("out"))
+        if os.path.lexists(path):
+            existing.append(path)
+    if existing and not force:
+        if len(existing) == 1:
+            raise UserError("{} already exists; add {} to overwrite it, or choose another {}",
+                            existing[0], Option("force"), Option("out"))
+        raise UserError("{} output files already exist in {} (first: {}); add {} to overwrite "
+                        "them, or choose another {}", len(existing), root, existing[0],
+                        Option("force"), Option("out"))
 
 
 def write_text(path: Path, text: str, what: str = "", advice: str = DEFAULT_ADVICE,

@@ -12,12 +12,14 @@ import fcntl
 import json
 import os
 import re
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
 from fmtool.engine import io
-from fmtool.engine.paths import runs_dir
+from fmtool.engine.bundled import BUILTIN, bundled_checkpoint, is_bundled
+from fmtool.engine.paths import data_dir, runs_dir
 from fmtool.errors import Option, UserError
 
 RUN_KINDS = ("cnn", "vae")
@@ -25,14 +27,22 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "run.json"
-_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_RUN_NAME = 255  # bytes in a file name on every common file system
 
 
 def check_run_name(name: str) -> str:
-    if not _RUN_NAME.match(name):
-        raise UserError(
-            f"run name {name!r} is not usable as a folder name; use letters, digits, '.', '_' or '-'"
-        )
+    """`name` if it is usable as a run folder's name, else a UserError that says what is.
+
+    The whole name must match (a trailing newline is refused, not quietly kept), and it must fit
+    in one file name (the folder's)."""
+    if not isinstance(name, str) or not _RUN_NAME.fullmatch(name) or len(name) > MAX_RUN_NAME:
+        text = str(name)
+        # Quoted as typed; the command line escapes control characters such as a newline.
+        shown = f"'{text}'" if len(text) <= 60 else f"'{text[:40]}...' ({len(text)} characters)"
+        raise UserError("{} {} is not usable as a folder name; use 1 to {} letters, digits, '.', "
+                        "'_' or '-', starting with a letter or digit", Option("name"), shown,
+                        MAX_RUN_NAME)
     return name
 
 
@@ -69,6 +79,12 @@ def resolve_checkpoint(path: Path | None, kind: str) -> Path:
         folder = path
     elif path.is_file():
         return path
+    elif path.exists():
+        raise UserError(f"checkpoint {path} is not a regular file (it is {_file_kind(path)}); "
+                        "give a .pt file or a run folder")
+    elif path.is_symlink():
+        raise UserError(f"checkpoint {path} is a broken symbolic link (to {os.readlink(path)}); "
+                        "give a .pt file or a run folder")
     else:
         raise UserError(f"checkpoint {path} does not exist; give a .pt file or a run folder")
     for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
@@ -77,15 +93,65 @@ def resolve_checkpoint(path: Path | None, kind: str) -> Path:
     raise UserError(f"{folder} holds no checkpoint; run `fmtool train {kind}` first")
 
 
+def choose_checkpoint(path: Path | None, kind: str) -> tuple[Path, str | None]:
+    """The checkpoint a command reads, and why when fmtool chose it (None when the user named it).
+
+    `builtin` names the model that ships with fmtool; without a path: the latest run of `kind`,
+    else the bundled model, else the error that says to train one."""
+    if path is not None and path.as_posix() == BUILTIN:
+        bundled = bundled_checkpoint(kind)
+        if bundled is None:
+            raise UserError(f"this fmtool ships no bundled {kind.upper()} model; give a checkpoint "
+                            f"or train one with `fmtool train {kind}`")
+        return bundled, f"the bundled {kind.upper()} model"
+    if path is None and not list_runs(kind):
+        bundled = bundled_checkpoint(kind)
+        if bundled is not None:
+            return bundled, f"the bundled {kind.upper()} model (no {kind.upper()} run yet)"
+    if path is None:
+        return resolve_checkpoint(None, kind), f"the latest {kind.upper()} run"
+    return resolve_checkpoint(path, kind), None
+
+
+def _file_kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "neither a file nor a folder")
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` is a run folder fmtool made (runs/<kind>/<name>/ under its data folder).
+
+    Files that fmtool names in its run folders (eval's and project's default figures) are its
+    own to rewrite; anywhere else a file that exists is the user's.
+    """
+    try:
+        relative = folder.resolve().relative_to(runs_dir().resolve())
+    except (OSError, ValueError):
+        return False
+    return len(relative.parts) == 2 and relative.parts[0] in RUN_KINDS
+
+
+def figures_home(checkpoint: Path) -> tuple[Path, bool]:
+    """Where a command puts the figures it names itself for `checkpoint`, and whether those
+    names are fmtool's own there (rewritten freely) rather than the user's (kept without force):
+    beside it in a run folder fmtool made (own); fmtool's data folder for a bundled model, never
+    the installed package (own); anywhere else beside it (the user's)."""
+    if is_bundled(checkpoint):
+        return data_dir() / "bundled" / checkpoint.stem, True
+    return checkpoint.parent, is_run_folder(checkpoint.parent)
+
+
 def training_run_dir(kind: str, name: str | None, resume: bool) -> Path:
     """The folder a `train` command writes to: a new run, or the one a resume continues."""
     if resume:
-        folder = run_dir(kind, name) if name else latest_run(kind)
+        folder = latest_run(kind) if name is None else run_dir(kind, name)
         if not (folder / LAST_CHECKPOINT).is_file():
             raise UserError("run {} has no checkpoint to resume; start it without {}",
                             folder.name, Option("resume"))
         return folder
-    folder = run_dir(kind, name or new_run_name())
+    folder = run_dir(kind, new_run_name() if name is None else name)
     if (folder / LAST_CHECKPOINT).exists():
         raise UserError("run {} already exists; add {} to continue it, or choose another {}",
                         folder.name, Option("resume"), Option("name"))
@@ -118,13 +184,27 @@ def write_run_info(folder: Path, info: dict[str, Any]) -> None:
     io.write_text(folder / RUN_FILE, json.dumps(info, indent=2) + "\n")
 
 
-def read_run_info(folder: Path) -> dict[str, Any]:
-    """The recipe and options a run was started with (what a resume continues with)."""
+def read_run_info(folder: Path, kind: str | None = None) -> dict[str, Any]:
+    """The recipe and options a run was started with (what a resume continues with).
+
+    Checked for shape here (a table with a recipe table and an options table, of `kind`); the
+    recipe's values are checked by the recipe class (`Recipe.from_dict`)."""
     path = folder / RUN_FILE
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
         raise UserError(f"{path} is missing or damaged; this run cannot be resumed") from exc
+    if not isinstance(info, dict):
+        problem = "it is not a JSON object"
+    elif kind is not None and info.get("kind", kind) != kind:
+        problem = f"it is a run of another kind, {str(info.get('kind'))[:20]!r}"
+    elif not isinstance(info.get("recipe"), dict):
+        problem = "it holds no recipe"
+    elif not isinstance(info.get("options", {}), (dict, type(None))):
+        problem = "its options are not a table"
+    else:
+        return {**info, "options": info.get("options") or {}}
+    raise UserError(f"{path} is damaged ({problem}); this run cannot be resumed")
 
 
 def write_metrics(folder: Path, history: list[dict[str, Any]]) -> None:
@@ -133,7 +213,35 @@ def write_metrics(folder: Path, history: list[dict[str, Any]]) -> None:
 
 
 def read_metrics(folder: Path) -> list[dict[str, Any]]:
+    """The epoch records of a run (none if it has no metrics file); a damaged file is a
+    UserError naming its first bad line, never a traceback."""
     path = folder / METRICS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} could not be read ({exc}); it is damaged") from exc
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):
+            record = None
+        if not _is_epoch_record(record):
+            raise UserError(f"{path} is damaged: line {number} is not an epoch record; "
+                            "delete the line (or the file) to go on")
+        records.append(record)
+    return records
+
+
+def _is_epoch_record(record: Any) -> bool:
+    """{"epoch": N >= 1, "metric": number or null, ...}: what `write_metrics` writes."""
+    if not isinstance(record, dict):
+        return False
+    epoch = record.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        return False
+    return all(value is None or isinstance(value, (int, float)) for value in record.values())

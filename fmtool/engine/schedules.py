@@ -28,8 +28,16 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe,
     if schedule == Schedule.step:
         return torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size, recipe.gamma)
     if schedule == Schedule.onecycle:
+        # OneCycleLR divides by (warm-up batches - 1), and by the batches after the warm-up: a
+        # warm-up of exactly one batch, or of all of them (1.0, refused by the recipe), would
+        # divide by zero. One batch is nudged to a hair more, which changes no learning rate.
+        pct = recipe.warmup or 0.3
+        while float(pct * total) - 1 == 0 and total > 1:
+            pct = math.nextafter(pct, 1.0)
+        while float(pct * total) - 1 == total - 1:  # a warm-up a hair below 1, many batches
+            pct = math.nextafter(pct, 0.0)
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, total_steps=total, pct_start=recipe.warmup or 0.3)
+            optimizer, max_lr=recipe.lr, total_steps=total, pct_start=pct)
     warm = int(recipe.warmup * total)  # cosine, with a linear warm-up
 
     def factor(step: int) -> float:

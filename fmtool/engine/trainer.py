@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from fmtool.engine import distributed, schedules
-from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, weights_problem
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.recipe import Recipe
 from fmtool.engine.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, run_lock, write_metrics, write_run_info
@@ -65,7 +65,12 @@ class Task(Protocol):
 
 
 class TrainingInterrupted(Exception):
-    """Raised after Ctrl-C once a resumable checkpoint is safely on disk."""
+    """Raised after Ctrl-C (SIGINT) or SIGTERM once a resumable checkpoint is safely on disk;
+    `signal` is the one that asked to stop (the command exits 128 + it: 130 or 143)."""
+
+    def __init__(self, run_dir: Path, signum: int = signal.SIGINT) -> None:
+        super().__init__(run_dir)
+        self.signal = int(signum)
 
 
 @dataclass
@@ -78,29 +83,49 @@ class TrainState:
     elapsed: float = 0.0
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; what `kill`, `timeout` and schedulers send
+
+
 class _StopFlag:
-    """First Ctrl-C asks the loop to stop at the next batch boundary; a second aborts."""
+    """The first Ctrl-C or SIGTERM asks the loop to stop at the next batch boundary and save a
+    resumable checkpoint; a second one aborts at once (Ctrl-C: KeyboardInterrupt; SIGTERM:
+    the process exits with 143 without saving)."""
 
     def __init__(self, feedback: Feedback) -> None:
         self.requested = False
+        self.signal: int = signal.SIGINT
         self.feedback = feedback
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "_StopFlag":
         if _in_main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
+            if signum == signal.SIGTERM:
+                raise SystemExit(128 + signal.SIGTERM)
             raise KeyboardInterrupt
-        self.requested = True
-        self.feedback.note("stopping after this batch and saving a resumable checkpoint "
+        self.requested, self.signal = True, signum
+        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self.feedback.note(f"{what}: stopping after this batch and saving a resumable checkpoint "
                            "(Ctrl-C again to abort without saving)")
+
+
+@torch.no_grad()
+def _all_finite(model: nn.Module) -> bool:
+    """Whether every floating-point weight and buffer of `model` is finite (one host sync)."""
+    tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+    if not tensors:
+        return True
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def _in_main_thread() -> bool:
@@ -202,29 +227,74 @@ class Trainer:
         if ckpt.train_state is None:
             raise UserError(f"{path} holds no training state; it cannot be resumed")
         ts = ckpt.train_state
+        if not isinstance(ts, dict):
+            raise UserError(f"{path} holds damaged training state; it cannot be resumed")
+        problem = weights_problem(ckpt.model, self.model.state_dict())
+        if problem is not None:
+            raise UserError(f"{path} cannot be resumed ({problem}); its best.pt is kept, but "
+                            "the run must start again under another name")
         if self.per_batch_schedule and ts.get("epochs", self.recipe.epochs) != self.recipe.epochs:
             raise UserError("run {} uses the {} schedule, which is planned for its epoch count; "
                             "{} cannot change on resume", self.run_dir.name, self.recipe.schedule,
                             Option("epochs"))
-        self.model.load_state_dict(ckpt.model)
-        if self.ema is not None and ts.get("ema"):
-            self.ema.load_state_dict(ts["ema"])
-        self.optimizer.load_state_dict(ts["optimizer"])
-        self.scheduler.load_state_dict(ts["scheduler"])
-        if ts.get("scaler"):
-            self.scaler.load_state_dict(ts["scaler"])
-        _set_rng_state({k: v.cpu() for k, v in ts["rng"].items()}, self.device)
-        self.state = TrainState(epoch=ts["epoch"], step=ts["step"], sums=dict(ts["sums"]),
-                                history=json.loads(ts["history"]), best=ts["best"],
-                                elapsed=ts["elapsed"])
+        # Nothing in the file is trusted: the progress is checked before anything is restored,
+        # and whatever torch refuses while restoring is one line too, not a traceback.
+        try:
+            state = self._saved_progress(ts)
+            self.model.load_state_dict(ckpt.model)
+            if self.ema is not None and ts.get("ema"):
+                self.ema.load_state_dict(ts["ema"])
+            self.optimizer.load_state_dict(ts["optimizer"])
+            self.scheduler.load_state_dict(ts["scheduler"])
+            if ts.get("scaler"):
+                self.scaler.load_state_dict(ts["scaler"])
+            _set_rng_state({k: v.cpu() for k, v in ts["rng"].items()}, self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError,
+                RecursionError) as exc:
+            reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+            reason = f"{type(exc).__name__}: {reason}" if isinstance(exc, KeyError) else reason
+            raise UserError(f"{path} holds damaged training state ({reason or type(exc).__name__}); "
+                            "it cannot be resumed") from exc
+        self.state = state
         if distributed.is_distributed():  # mid-epoch state is per rank; restart the epoch
             self.state.step, self.state.sums = 0, {}
 
+    def _saved_progress(self, ts: dict[str, Any]) -> TrainState:
+        """The progress a last.pt records, if it is consistent (ValueError otherwise): whole
+        epochs and batches within this run's plan, one history record per finished epoch."""
+        def count(key: str, high: int | None = None) -> int:
+            value = ts[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (
+                    high is not None and value > high):
+                raise ValueError(f"its {key} is {str(value)[:20]}")
+            return value
+
+        def number(value: Any, what: str) -> float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"its {what} is {str(value)[:20]}")
+            return float(value)
+
+        steps = len(distributed.shard_batches(list(self.task.batches(0)), self.recipe.batch_size))
+        epoch, step = count("epoch"), count("step", steps)
+        history = json.loads(ts["history"])
+        if not isinstance(history, list) or len(history) != epoch or not all(
+                isinstance(r, dict) and r.get("epoch") == i for i, r in enumerate(history, 1)):
+            raise ValueError(f"its history does not list epochs 1 to {epoch}")
+        sums = {str(k): number(v, "running sums") for k, v in dict(ts["sums"]).items()}
+        best = None if ts["best"] is None else number(ts["best"], "best score")
+        elapsed = number(ts["elapsed"], "elapsed time")
+        return TrainState(epoch=epoch, step=step, sums=sums, history=history, best=best,
+                          elapsed=elapsed)
+
     # -- the loop ----------------------------------------------------------------------------
     def _improved(self, value: float) -> bool:
+        """Whether `value` beats the best so far; NaN and infinity never do (an infinite loss
+        or accuracy is a diverged model, and nothing could ever beat it afterwards)."""
+        if not math.isfinite(value):
+            return False
         best = self.state.best
-        if best is None or math.isnan(best):
-            return not math.isnan(value)
+        if best is None or not math.isfinite(best):
+            return True
         return value > best if self.task.best_mode == "max" else value < best
 
     def _accumulate(self, running: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
@@ -256,6 +326,7 @@ class Trainer:
                 # the metrics were written but before last.pt was are dropped here.
                 write_metrics(self.run_dir, self.state.history)
             flag = stack.enter_context(_StopFlag(self.feedback)) if single else None
+            self._flag = flag
             stop = self.should_stop or (lambda: flag is not None and flag.requested)
             with (self.feedback if self.main else SILENT).progress() as bars:
                 epochs = bars.add_task("epochs", total=self.recipe.epochs,
@@ -266,8 +337,12 @@ class Trainer:
                     bars.update(epochs, completed=self.state.epoch,
                                 status=f"best {self.task.best_metric} {best}")
                     if stop() and self.state.epoch < self.recipe.epochs:
-                        raise TrainingInterrupted(self.run_dir)
+                        raise self._interrupted()
         return self.state.history
+
+    def _interrupted(self) -> TrainingInterrupted:
+        flag = getattr(self, "_flag", None)
+        return TrainingInterrupted(self.run_dir, flag.signal if flag is not None else signal.SIGINT)
 
     def train_step(self, batch: Any) -> dict[str, torch.Tensor]:
         """One optimiser step on one batch; returns the batch's metric sums (still on device)."""
@@ -308,7 +383,7 @@ class Trainer:
             if interrupted and s.step < len(batches):
                 s.elapsed += time.perf_counter() - start
                 self._save_last()
-                raise TrainingInterrupted(self.run_dir)
+                raise self._interrupted()
         bars.remove_task(bar)
         train_seconds = time.perf_counter() - start
         epoch_lr = self.optimizer.param_groups[0]["lr"]
@@ -324,7 +399,13 @@ class Trainer:
                       images_per_s=round(images / max(train_seconds, 1e-9), 1))
         s.epoch, s.step, s.sums = s.epoch + 1, 0, {}
         s.history.append(record)
-        improved = self._improved(float(record[self.task.best_metric]))
+        # NaN weights can still score (a CNN whose logits are all NaN predicts class 0 and gets
+        # that class's share right), so a model is only a candidate for best.pt while every
+        # weight it would save is finite.
+        finite = _all_finite(self.eval_model)
+        if not finite:
+            record["diverged"] = True
+        improved = finite and self._improved(float(record[self.task.best_metric]))
         if improved:
             s.best = float(record[self.task.best_metric])
         # best.pt before last.pt: a kill between the two repeats this epoch on resume, which
@@ -339,7 +420,9 @@ class Trainer:
         write_metrics(self.run_dir, s.history)
         self.task.after_epoch(self.run_dir, s.epoch)
         self.feedback.note(f"epoch {s.epoch}/{self.recipe.epochs}  {self._epoch_line(record)}"
-                           + ("  best" if improved else ""))
+                           + ("  best" if improved else "")
+                           + ("" if finite else "  the weights are NaN or infinite (training "
+                              "diverged; a lower learning rate may help): not a best epoch"))
 
     def _epoch_line(self, record: dict[str, Any]) -> str:
         shown = [f"{k} {v:.4f}" for k, v in record.items()

@@ -4,6 +4,7 @@ and a confusion matrix. matplotlib runs headless (Agg) so this works over SSH an
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,8 +21,12 @@ def save_figure(fig: Any, path: Path, dpi: int = 120, advice: str = DEFAULT_ADVI
     """Writes a matplotlib figure atomically, in the format its suffix names, and closes it."""
     rendered = io.BytesIO()  # some backends (svg, pdf) need a seekable file
     try:
-        fig.savefig(rendered, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi,
-                    bbox_inches="tight")
+        with warnings.catch_warnings():
+            # A label with a character the font lacks (a control character in a class name) is
+            # drawn as a box; matplotlib's warning would print that character raw on stderr.
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            fig.savefig(rendered, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi,
+                        bbox_inches="tight")
     finally:
         plt.close(fig)
     with atomic_write(path, "", advice, *values) as sink:

@@ -26,6 +26,7 @@ import torch
 from fmtool.choices import FusionMethod
 from fmtool.data.faces import ENV_DIR, decode_faces, is_image_name, list_images, subset_of, to_unit
 from fmtool.engine.feedback import SILENT, Feedback
+from fmtool.engine.io import all_or_nothing, check_outputs
 from fmtool.errors import Option, UserError
 from fmtool.models.vae import FaceVAE
 from fmtool.vae.figures import save_grid, save_png
@@ -186,18 +187,23 @@ def output_paths(out: Path, frames: int) -> tuple[Path, list[Path]]:
     return strip, [folder / f"frame_{i:0{width}d}.png" for i in range(frames)]
 
 
+def check_output(out: Path, frames: int, force: bool = False) -> tuple[Path, list[Path]]:
+    """The strip and frame paths, refused before any work if they exist (without `force`) or
+    cannot be written: a file where the frames' folder goes, a symbolic link in the way."""
+    strip, paths = output_paths(out, frames)
+    check_outputs([strip, *paths], strip.parent, force)
+    return strip, paths
+
+
 def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, Any]:
-    """Writes the strip (left original, frames, right original) and each frame."""
-    strip, frames = output_paths(out, len(fusion.frames))
-    existing = [p for p in [strip, *frames] if p.exists()]
-    if existing and not force:
-        raise UserError("{} already exists; add {} to overwrite, or choose another {}",
-                        existing[0], Option("force"), Option("out"))
+    """Writes the strip (left original, frames, right original) and each frame: all or none."""
+    strip, frames = check_output(out, len(fusion.frames), force)
     left, right = fusion.ends[:1], fusion.ends[1:]
     row = torch.stack([*left, *fusion.frames, *right])
-    save_grid(row, strip, columns=len(row))
-    for image, path in zip(fusion.frames, frames):
-        save_png(image, path)
+    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out")):
+        save_grid(row, strip, columns=len(row))
+        for image, path in zip(fusion.frames, frames):
+            save_png(image, path)
     key = "strength" if fusion.mode == "attribute" else "a"
     return {"mode": fusion.mode, **fusion.info, "strip": str(strip),
             "frames": [{key: round(v, 6), "path": str(p)} for v, p in zip(fusion.values, frames)]}

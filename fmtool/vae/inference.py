@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fmtool.data.faces import to_unit
+from fmtool.data.faces import RESAMPLE, to_unit
 from fmtool.engine.batching import map_batches
-from fmtool.engine.checkpoint import load_model
+from fmtool.engine.bounds import Bounds
+from fmtool.engine.checkpoint import MetadataError, load_model, meta_value
+from fmtool.engine.recipe import bounds_of
 from fmtool.models.vae import FaceVAE, reparameterize
+from fmtool.vae.recipes import MAX_PARAMETERS, VAERecipe, parameter_count
 
 EVAL_BATCH = 128
 
@@ -21,8 +25,45 @@ def build_model(meta: dict[str, Any]) -> FaceVAE:
 
 
 def load_vae(path: Path, device: torch.device) -> tuple[FaceVAE, dict[str, Any]]:
-    """A VAE checkpoint as a ready model in eval mode, with its metadata."""
-    return load_model(path, "vae", build_model, device)  # type: ignore[return-value]
+    """A VAE checkpoint as a ready model in eval mode, with its metadata (checked against
+    `validate_meta`, its weights against the architecture: see `load_model`)."""
+    return load_model(path, "vae", build_model, device, validate_meta)  # type: ignore[return-value]
+
+
+def validate_meta(meta: dict[str, Any]) -> None:
+    """The schema of a VAE checkpoint's metadata (what `fmtool.vae.task.checkpoint_meta`
+    writes): types, the recipe's ranges, and agreement between the architecture and the
+    preprocessing that `reconstruct` and `fuse` apply to faces. Raises MetadataError."""
+    knobs = {f.name: f for f in fields(VAERecipe)}  # the ranges a recipe may have
+    meta_value(meta, "architecture", dict)
+    if meta_value(meta, "architecture.name", str, optional=True, default="FaceVAE") != "FaceVAE":
+        raise MetadataError(f"its architecture is {str(meta['architecture']['name'])[:40]}, "
+                            "not FaceVAE")
+    size = meta_value(meta, "architecture.image_size", int,
+                      bounds=bounds_of(knobs["image_size"], int))
+    latent = meta_value(meta, "architecture.latent_dim", int,
+                        bounds=bounds_of(knobs["latent_dim"], int))
+    if parameter_count(size, latent) > MAX_PARAMETERS:
+        raise MetadataError(f"its architecture ({size} px, {latent}-dim code) is larger than "
+                            "any VAE fmtool trains")
+    meta_value(meta, "preprocessing", dict)
+    crop = meta_value(meta, "preprocessing.crop", list)
+    if (len(crop) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in crop)
+            or not 0 < crop[0] <= crop[1]):
+        raise MetadataError(f"its preprocessing crop is {str(crop)[:40]}; it must be two whole "
+                            "numbers 0 < keep <= of (keep/of of the shorter side)")
+    prep_size = meta_value(meta, "preprocessing.image_size", int)
+    if prep_size != size:
+        raise MetadataError(f"its preprocessing makes {prep_size} px faces, but its model takes "
+                            f"{size} px")
+    if meta_value(meta, "preprocessing.resample", str, optional=True, default=RESAMPLE) != RESAMPLE:
+        raise MetadataError(f"its preprocessing resamples with "
+                            f"{str(meta['preprocessing']['resample'])[:20]}; fmtool uses {RESAMPLE}")
+    if meta_value(meta, "preprocessing.range", list, optional=True, default=[0, 1]) != [0, 1]:
+        raise MetadataError("its preprocessing scales pixels to another range than [0, 1]")
+    meta_value(meta, "epoch", int, bounds=Bounds(int, 0, None), optional=True)
+    for key in ("metrics", "recipe", "data", "options"):
+        meta_value(meta, key, dict, optional=True)
 
 
 def encode(model: FaceVAE, images: torch.Tensor, device: torch.device,

@@ -4,20 +4,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fmtool.engine.recipe import MODEL_PANEL, SCHEDULE_PANEL, Recipe, knob
+from fmtool.engine.bounds import plain_text
+from fmtool.engine.recipe import MAX_BATCH, MODEL_PANEL, SCHEDULE_PANEL, Recipe, knob
+from fmtool.errors import Option, UserError
+
+# The largest VAE that trains: 200 million weights are 3.2 GB with their gradients and Adam's
+# two moments (224 px with a 2048-dim code is 157 million; 512 px with 1024 is 406 million).
+MAX_PARAMETERS = 200_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
 class VAERecipe(Recipe):
     """A Recipe plus what the VAE adds: the latent size and the share of people held out."""
 
-    batch_size: int = knob("Batch size (per process under torchrun).", min=2,
+    batch_size: int = knob("Batch size (per process under torchrun).", min=2, max=MAX_BATCH,
                            panel=SCHEDULE_PANEL)
     image_size: int = knob("Face size in pixels, a multiple of 32 (64 or 128 train on a CPU).",
-                           min=32, panel=MODEL_PANEL)
-    latent_dim: int = knob("Size of the latent code.", min=1, panel=MODEL_PANEL, default=256)
+                           min=32, max=512, multiple_of=32, panel=MODEL_PANEL)
+    latent_dim: int = knob("Size of the latent code.", min=1, max=2048, panel=MODEL_PANEL,
+                           default=256)
     val_fraction: float = knob("Share of the images held out for validation, by person.",
                                min=0.01, max=0.9, panel=MODEL_PANEL, default=0.1)
+
+    def check_together(self, where: str = "") -> None:
+        """The model must fit: its weight count grows with the image size times the latent size,
+        so each may be large alone but not both (counted without allocating anything)."""
+        count = parameter_count(self.image_size, self.latent_dim)
+        if count > MAX_PARAMETERS:
+            raise UserError(plain_text(where) + "a VAE for {} px faces with a {}-dim latent "
+                            "code has {:,} weights, more than the {:,} that train in reasonable "
+                            "memory; lower {} or {}",
+                            self.image_size, self.latent_dim, count, MAX_PARAMETERS,
+                            Option("image_size"), Option("latent_dim"))
+
+
+def parameter_count(image_size: int, latent_dim: int) -> int:
+    """The weights of the VAE for these sizes, counted on torch's meta device (no memory)."""
+    import torch
+
+    from fmtool.models.vae import FaceVAE
+
+    with torch.device("meta"):
+        model = FaceVAE(image_size=image_size, latent_dim=latent_dim)
+    return sum(p.numel() for p in model.parameters())
 
 
 PAPER = VAERecipe(

@@ -1,10 +1,14 @@
 """`fmtool reconstruct DIR`: every face in a folder through the VAE, with figures and a CSV.
 
 Writes under the output folder:
-- images/<path relative to DIR, as .png>: each reconstruction at the model's size;
+- images/<path relative to DIR, as .png>: each reconstruction at the model's size. Names are
+  unique, also for file systems that ignore case: two inputs that would share one (a.jpg and
+  a.png) keep their extension (a.jpg.png, a.png.png), and a name still taken gets ~2, ~3, ...
+  before .png;
 - side_by_side_NNN.png: the report's Figure 9, 64 originals beside their reconstructions;
 - alternating_NNN.png: the report's Figure 10, original/reconstruction pairs in alternating columns;
-- metrics.csv: one row per image (file, output, bce, mse, psnr, ssim).
+- metrics.csv: one row per image (file, output, bce, mse, psnr, ssim), UTF-8; a byte of a file
+  name that is not UTF-8 is written as \\xHH.
 
 Originals are preprocessed exactly as in training (centre crop, resize), so the figures and the
 numbers compare like with like. BCE and MSE are means over pixels and channels, so models of
@@ -12,7 +16,10 @@ different sizes compare; the summary (means over images) is returned and printed
 appended to the CSV, which stays one row per image for spreadsheets and pandas.
 Reconstruction is deterministic (decode mu) unless `sample` is set (decode mu + sigma * eps,
 with noise from `seed`). Nothing that exists is overwritten unless `force` is set, and that is
-checked before anything is written.
+checked before anything is written; the outputs appear together when all are done, or not at
+all (a full disk or Ctrl-C part-way leaves none), and none is written through a symbolic link
+inside the output folder. The output folder may be the input folder or inside it: only
+reconstruct's own outputs there (images/ and the grids) are left out of the inputs.
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -29,7 +39,7 @@ import torch.nn.functional as F
 
 from fmtool.data.faces import decode_faces, list_images, to_unit
 from fmtool.engine.feedback import SILENT, Feedback
-from fmtool.engine.io import atomic_write
+from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
 from fmtool.errors import Option, UserError
 from fmtool.metrics import image as image_metrics
 from fmtool.vae.figures import alternating, save_grid, save_png, side_by_side
@@ -39,6 +49,7 @@ GRID_PAIRS = 64
 CSV_NAME = "metrics.csv"
 IMAGES_FOLDER = "images"
 COLUMNS = ("file", "output", "bce", "mse", "psnr", "ssim")
+_GRID = re.compile(r"^(side_by_side|alternating)_\d{3,}\.png$")
 
 
 @dataclass
@@ -47,33 +58,61 @@ class _Batch:
     images: torch.Tensor  # uint8 [n, 3, S, S]
 
 
-def _inside(path: Path, folder: Path) -> bool:
+def _is_output(path: Path, out: Path) -> bool:
+    """Whether `path` is one of reconstruct's own outputs in `out`: under images/, or a grid."""
     try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
+        parts = path.resolve().relative_to(out.resolve()).parts
+    except (OSError, ValueError):
         return False
+    return (len(parts) > 1 and parts[0] == IMAGES_FOLDER) or (
+        len(parts) == 1 and _GRID.match(parts[0]) is not None)
 
 
 def input_files(folder: Path, recursive: bool, out: Path) -> list[Path]:
-    """Image files in `folder` (sub-folders with `recursive`), leaving out the output folder."""
+    """Image files in `folder` (sub-folders with `recursive`), leaving out reconstruct's own
+    outputs in `out` (which may be `folder` itself, or inside it)."""
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder; give a folder of face images")
-    files = [f for f in list_images(folder, recursive) if not _inside(f, out)]
+    found = list_images(folder, recursive)
+    files = [f for f in found if not _is_output(f, out)]
     if not files:
         hint = "" if recursive else " (add -r to search sub-folders)"
+        if found:
+            hint = (f" other than {len(found)} earlier outputs of reconstruct in {out} "
+                    "(its images/ and grids), which are not read as inputs")
         raise UserError(f"no images found in {folder}{hint}")
     return files
 
 
+def _key(name: Path) -> str:
+    """How a file system that ignores case (macOS, Windows) compares two names."""
+    return name.as_posix().casefold()
+
+
 def output_names(files: Sequence[Path], folder: Path) -> dict[Path, Path]:
-    """images/<relative path>.png; two inputs that would share a name keep their extension."""
-    names = {f: f.relative_to(folder).with_suffix(".png") for f in files}
-    counts: dict[Path, int] = {}
-    for name in names.values():
-        counts[name] = counts.get(name, 0) + 1
-    return {f: Path(IMAGES_FOLDER) / (n if counts[n] == 1 else f.relative_to(folder).with_name(
-        f.name + ".png")) for f, n in names.items()}
+    """images/<relative path>.png, one distinct name per input (see the module docstring)."""
+    relative = {f: f.relative_to(folder) for f in files}
+    preferred = {f: r.with_suffix(".png") for f, r in relative.items()}
+    clashes = Counter(_key(n) for n in preferred.values())
+    folders = {_key(p) for r in relative.values() for p in r.parents}  # never renamed
+    taken: set[str] = set()
+    names: dict[Path, Path] = {}
+    for file in files:
+        name = preferred[file]
+        if clashes[_key(name)] > 1:
+            name = relative[file].with_name(file.name + ".png")
+        base, number = name, 2
+        while _key(name) in taken or _key(name) in folders:
+            name = base.with_name(f"{base.name[:-len('.png')]}~{number}.png")
+            number += 1
+        taken.add(_key(name))
+        names[file] = Path(IMAGES_FOLDER) / name
+    return names
+
+
+def _csv_name(path: Path) -> str:
+    """A relative path for metrics.csv: itself, but each byte that is not UTF-8 as \\xHH."""
+    return os.fsencode(path.as_posix()).decode("utf-8", "backslashreplace")
 
 
 def _grid_names(count: int) -> list[tuple[str, str]]:
@@ -113,17 +152,14 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
     grids = _grid_names(len(files))
     planned = [out / t for t in targets.values()] + [out / CSV_NAME]
     planned += [out / name for pair in grids for name in pair]
-    existing = [p for p in planned if p.exists()]
-    if existing and not force:
-        raise UserError("{} output file(s) already exist in {} (first: {}); add {} to overwrite, "
-                        "or choose another {}", len(existing), out, existing[0], Option("force"),
-                        Option("out"))
-    out.mkdir(parents=True, exist_ok=True)
+    check_outputs(planned, out, force)
     generator = torch.Generator().manual_seed(seed) if sample else None
     rows: list[dict[str, Any]] = []
     failures: list[tuple[Path, str]] = []
     written_grids: list[str] = []
-    with feedback.progress(transient=True) as bars:
+    # All or nothing: the files appear when the block ends, or none does (see engine.io).
+    with all_or_nothing(out, "free some space or choose another {}", Option("out")), \
+            feedback.progress(transient=True) as bars:
         bar = bars.add_task("reconstructing", total=len(files), status="")
         for index, batch in enumerate(_readable_batches(files, size, crop, failures)):
             originals = to_unit(batch.images)
@@ -134,21 +170,22 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
                        "ssim": image_metrics.ssim(recons, originals)}
             for i, file in enumerate(batch.files):
                 save_png(recons[i], out / targets[file])
-                rows.append({"file": file.relative_to(folder).as_posix(),
-                             "output": targets[file].as_posix(),
+                rows.append({"file": _csv_name(file.relative_to(folder)),
+                             "output": _csv_name(targets[file]),
                              **{k: float(v[i]) for k, v in metrics.items()}})
             side_name, alt_name = grids[index]
             save_png(side_by_side(originals, recons), out / side_name)
             save_grid(alternating(originals, recons), out / alt_name, columns=16)
             written_grids += [str(out / side_name), str(out / alt_name)]
             bars.update(bar, completed=min(len(files), len(rows) + len(failures)))
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=COLUMNS)
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
-    with atomic_write(out / CSV_NAME) as sink:
-        sink.write(table.getvalue().encode("utf-8"))
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v)
+                             for k, v in row.items()})
+        with atomic_write(out / CSV_NAME) as sink:
+            sink.write(table.getvalue().encode("utf-8"))
     mean = {k: (sum(r[k] for r in rows) / len(rows) if rows else float("nan"))
             for k in ("bce", "mse", "psnr", "ssim")}
     return {

@@ -21,6 +21,7 @@ import torch
 from fmtool.data.faces import FaceSplits, preprocessing, to_unit
 from fmtool.engine.batching import epoch_batches
 from fmtool.engine.device import autocast
+from fmtool.errors import UserError
 from fmtool.metrics import image as image_metrics
 from fmtool.models.vae import FaceVAE, reparameterize, vae_loss_terms
 from fmtool.vae.figures import save_grid
@@ -61,6 +62,9 @@ class VAETask:
         size = self.recipe.image_size
         if self.faces.train.shape[-1] != size:
             raise ValueError(f"faces are {self.faces.train.shape[-1]} px, the recipe wants {size}")
+        if len(self.faces.train) < 2:  # every batch needs two images (see batches)
+            raise UserError(f"{self.faces.source} gave {len(self.faces.train)} training face; "
+                            "training needs at least 2")
         self.train_x = self.faces.train.to(self.device)
         self.val_x = self.faces.val.to(self.device)
         # The Trainer may replace self.model by a compiled or DDP-wrapped view for step();
