@@ -22,12 +22,17 @@ def test_light_background_is_inverted_and_padded_to_a_square():
     assert item[3, 14] < 30  # wide picture: padding above the object, aspect kept
 
 
-def test_invert_choices_are_respected():
-    picture = dark_item_on_white()
-    assert fashion_item(picture, invert="never")[0, 0] > 200
-    assert fashion_item(255 - picture, invert="always")[0, 0] > 200  # already dark: made light
+def test_invert_says_whether_the_item_is_darker_or_lighter_than_its_background():
+    dark_on_white = dark_item_on_white()
+    light_on_black = 255 - dark_on_white
+    centre = (14, 14)
+    assert fashion_item(dark_on_white, invert="always")[centre] > 200
+    assert fashion_item(dark_on_white, invert="never")[centre] < 30  # nothing is lighter than white
+    assert fashion_item(light_on_black, invert="auto")[centre] > 200
+    assert fashion_item(light_on_black, invert="never")[centre] > 200
+    assert fashion_item(light_on_black, invert="always")[centre] < 30
     with pytest.raises(ValueError):
-        fashion_item(picture, invert="sometimes")
+        fashion_item(dark_on_white, invert="sometimes")
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "P", "CMYK", "I;16", "LA"])

@@ -34,11 +34,13 @@ def test_short_run_learns_well_above_chance(real_run: dict):
 
 
 def test_classify_on_png_files_agrees_with_eval(real_run: dict, shared_data: Path, tmp_path: Path):
+    """1,000 test images saved as PNG mean the same to classify as to eval: the photo
+    preprocessing leaves Fashion-MNIST's own pictures alone (at least 99% the same label)."""
     data = load_from_dir(shared_data / "fashion-mnist")
-    images, _ = subset(data.test_images, data.test_labels, 50, seed=3)
+    images, _ = subset(data.test_images, data.test_labels, 1000, seed=3)
     files = []
     for index, image in enumerate(images.numpy()):
-        files.append(tmp_path / f"test_{index:02d}.png")
+        files.append(tmp_path / f"test_{index:04d}.png")
         Image.fromarray(image).save(files[-1])
     result = runner.invoke(app, ["classify", *map(str, files), "--json"], env=real_run["env"])
     assert result.exit_code == 0, result.output
@@ -46,4 +48,6 @@ def test_classify_on_png_files_agrees_with_eval(real_run: dict, shared_data: Pat
 
     model, meta = load_classifier(real_run["run"] / "best.pt", torch.device("cpu"))
     eval_predictions = predict_logits(model, images, 32, torch.device("cpu")).argmax(1)
-    assert labels_from_classify == [meta["class_names"][i] for i in eval_predictions]
+    labels_from_eval = [meta["class_names"][i] for i in eval_predictions]
+    agree = sum(a == b for a, b in zip(labels_from_classify, labels_from_eval))
+    assert len(labels_from_classify) == 1000 and agree >= 990

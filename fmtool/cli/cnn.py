@@ -15,15 +15,29 @@ import typer
 
 from fmtool.choices import Invert, Precision, ProjectionMethod
 from fmtool.cli import output
-from fmtool.cli.options import CompileOpt, DeviceOpt, FashionDirOpt, JsonOpt, NameOpt, PrecisionOpt, ResumeOpt, choice
+from fmtool.cli.checkpoints import checkpoint_to_use
+from fmtool.cli.options import (
+    CompileOpt,
+    DeviceOpt,
+    FashionDirOpt,
+    ForceOpt,
+    JsonOpt,
+    NameOpt,
+    PrecisionOpt,
+    ResumeOpt,
+    choice,
+    number_option,
+)
 from fmtool.cli.recipe_options import recipe_options
 from fmtool.cnn import recipes
+from fmtool.engine.bounds import Bounds
 
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
-    help="A .pt file or a run folder; default: the latest CNN run.", show_default=False)]
+    help="A .pt file or a run folder, or builtin (the model that ships with fmtool); default: the latest CNN run, else the bundled model.", show_default=False)]
 CheckpointOpt = Annotated[Optional[Path], typer.Option(
-    help="A .pt file or run folder; default: the latest CNN run.")]
+    help="A .pt file or run folder, or builtin (the model that ships with fmtool); default: the latest CNN run, else the bundled model.")]
 DEFAULT_LAYERS = "conv9,linear1,output"
+PER_CLASS_MAX = 1000  # Fashion-MNIST's test set: 1,000 images of each class
 
 
 def _recipes_help() -> str:
@@ -38,7 +52,7 @@ Recipes (--recipe):
 
 Every value below overrides the recipe's. The best epoch is picked on --val-size training images held out (never on the test set); --val-size 0 picks on test accuracy, the report's own measure. The run folder keeps run.json, metrics.jsonl, last.pt (resumable) and best.pt. Progress goes to stderr.
 
-Ctrl-C stops cleanly with a resumable checkpoint; --resume continues to the same result as an uninterrupted run on the same device. Under torchrun, --batch-size is per process.
+Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 143); --resume continues to the same result as an uninterrupted run on the same device. Under torchrun, --batch-size is per process.
 """
 
 
@@ -82,20 +96,26 @@ def eval_(
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = Precision.fp32,
     data_dir: FashionDirOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the figures; default: the checkpoint's run folder.", file_okay=False)] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Test accuracy, per-class accuracy and the confusion matrix of a CNN checkpoint.
 
-    Also writes loss_curve.png, accuracy_curve.png (the report's Figures 3 and 4) and confusion_matrix.png into the checkpoint's run folder.
-    """
-    from fmtool.cnn.evaluate import evaluate_checkpoint, write_figures
-    from fmtool.engine.device import choose_device, choose_precision
-    from fmtool.engine.runs import resolve_checkpoint
+    Also writes loss_curve.png, accuracy_curve.png (the report's Figures 3 and 4) and confusion_matrix.png into the checkpoint's run folder, or into --out.
 
-    path = resolve_checkpoint(checkpoint, "cnn")
+    In a run folder fmtool made (under its runs folder, see fmtool info) these three files are fmtool's own, and eval rewrites them each time. Anywhere else (--out, or a checkpoint kept outside the runs folder) a file that exists is yours: eval refuses before evaluating, unless --force.
+    """
+    from fmtool.cnn.evaluate import evaluate_checkpoint, plan_figures, write_figures
+    from fmtool.engine.device import choose_device, choose_precision
+    from fmtool.engine.runs import figures_home
+
+    path = checkpoint_to_use(checkpoint, "cnn")
+    home, owned = figures_home(path)
+    figures = plan_figures(path.parent, out or home, force or (out is None and owned))
     chosen = choose_device(str(device))
     report = evaluate_checkpoint(path, chosen, data_dir, limit,
                                  choose_precision(str(precision), chosen))
-    report["figures"] = write_figures(report, path.parent)
+    report["figures"] = write_figures(report, path.parent, figures)
     if json_out:
         output.print_json(report)
         return
@@ -104,11 +124,13 @@ def eval_(
 
 def _print_eval_report(report: dict[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
+    escape = output.escape
     out = output.stdout
-    out.print(f"checkpoint {report['checkpoint']} (epoch {report['epoch']})", markup=False)
-    out.print(f"test accuracy [bold]{report['accuracy']:.4f}[/] on {report['images']} images, "
-              f"loss {report['loss']:.4f}")
+    out.print(f"checkpoint {escape(report['checkpoint'])} (epoch {escape(report['epoch'])})")
+    out.print(Text.assemble("test accuracy ", (f"{report['accuracy']:.4f}", "bold"),
+                            f" on {report['images']} images, loss {report['loss']:.4f}"))
     names = report["class_names"]
     table = Table(title="Confusion matrix (rows: true class, columns: predicted)")
     table.add_column("class", no_wrap=True)
@@ -116,40 +138,46 @@ def _print_eval_report(report: dict[str, Any]) -> None:
         table.add_column(str(index), justify="right")
     table.add_column("accuracy", justify="right")
     for index, (name, row) in enumerate(zip(names, report["confusion_matrix"])):
-        cells = [f"[bold]{v}[/]" if j == index else str(v) for j, v in enumerate(row)]
-        table.add_row(f"{index} {name}", *cells, f"{report['per_class_accuracy'][name]:.3f}")
+        cells = [Text(str(v), style="bold" if j == index else "") for j, v in enumerate(row)]
+        table.add_row(f"{index} {escape(name)}", *cells,
+                      f"{report['per_class_accuracy'][name]:.3f}")
     out.print(table)
     for label, path in report["figures"].items():
-        out.print(f"{label}: {path}", markup=False)
+        out.print(f"{label}: {escape(path)}")
 
 
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files (any format and size Pillow reads).")],
     checkpoint: CheckpointOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to print per image.", min=1, max=10)] = 1,
-    invert: Annotated[Invert, choice(Invert, "invert", "auto inverts light backgrounds (items must be light on dark).")] = Invert.auto,
+    invert: Annotated[Invert, choice(Invert, "invert", "Is the item darker than its background (always) or lighter (never)? auto decides per photo. Either way the model gets it light on black, as in Fashion-MNIST.")] = Invert.auto,
+    save_input: Annotated[Optional[Path], typer.Option("--save-input", help="Also write the 28x28 picture the model sees for each image into this folder, as NNNN_name.png (numbered in the order given).", file_okay=False)] = None,
     json_out: JsonOpt = False,
     device: DeviceOpt = "cpu",
 ) -> None:
     """Classify images with a CNN checkpoint: one line per image, path<TAB>label<TAB>probability.
 
     Unreadable files get a one-line error on stderr; the others are still classified, and the exit code is 1 if any failed.
+
+    Photos are prepared as Fashion-MNIST prepared its product shots: the background (modelled from the picture's border, so uneven light and shadows go too) is removed, the item is found and trimmed, its longest side scaled to 28 pixels, centred on black, light on dark. --save-input shows what the model sees.
+
+    Paths and labels are escaped so that each image stays one line of tab-separated columns: a backslash is written \\\\, a tab \\t, a newline \\n, a carriage return \\r; any other control character, each byte of a name that is not UTF-8, and the bytes of C1 controls, U+2028/U+2029 and bidirectional controls as \\xHH. In Python os.fsdecode(codecs.escape_decode(column.encode())[0]) gives the path back. --json writes the paths exactly (a byte that is not UTF-8 as the surrogate \\udcHH).
     """
     from fmtool.cnn.classify import classify_files
     from fmtool.engine.device import choose_device
-    from fmtool.engine.runs import resolve_checkpoint
-
-    path = resolve_checkpoint(checkpoint, "cnn")
-    results = classify_files(images, path, choose_device(str(device)), top_k, str(invert))
+    path = checkpoint_to_use(checkpoint, "cnn")
+    results = classify_files(images, path, choose_device(str(device)), top_k, str(invert),
+                             save_input)
     failed = 0
     for result in results:
         if "error" in result:
             failed += 1
-            output.stderr.print(f"error: {result['path']}: {result['error']}", markup=False)
+            output.stderr.print(f"error: {output.escape(result['path'])}: "
+                                f"{output.escape(result['error'])}")
         elif not json_out:
-            cells = [result["path"]]
+            cells = [output.escape(result["path"])]
             for guess in result["predictions"]:
-                cells += [guess["label"], f"{guess['probability']:.4f}"]
+                cells += [output.escape(guess["label"]), f"{guess['probability']:.4f}"]
             sys.stdout.write("\t".join(cells) + "\n")
     if json_out:
         output.print_json(results)
@@ -162,11 +190,12 @@ def project(
         "--layer", "-l", help="Layer(s) to project, comma-separated, one panel each: conv1..conv9, "
         "linear1, output, or all.")] = DEFAULT_LAYERS,
     method: Annotated[ProjectionMethod, choice(ProjectionMethod, "method", "tsne (neighbourhoods; slower) or pca (the two directions of largest variance).")] = ProjectionMethod.tsne,
-    per_class: Annotated[int, typer.Option(help="Test images per class (the report: 50).", min=1)] = 50,
-    seed: Annotated[int, typer.Option(help="Seed of the sample and of PCA / t-SNE.")] = 0,
+    per_class: Annotated[int, number_option(Bounds(int, 1, PER_CLASS_MAX), "per_class", "Test images per class (the report: 50; Fashion-MNIST's test set has 1000 of each).")] = 50,
+    seed: Annotated[int, number_option(Bounds(int, 0, 2**32 - 1), "seed", "Seed of the sample and of PCA / t-SNE (scikit-learn takes 32-bit seeds).")] = 0,
     thumbnails: Annotated[bool, typer.Option(help="Draw the images at their points (Figure 7) instead of dots.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Figure file (.png, .svg, .pdf); the CSV goes beside it. Default: projection-METHOD-LAYERS.png in the checkpoint's run folder.", dir_okay=False)] = None,
     checkpoint: CheckpointOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the figure and CSV if they exist (always allowed for the default names in a run folder fmtool made).")] = False,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="Print the layers and their output shapes, then exit.")] = False,
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
@@ -174,7 +203,7 @@ def project(
 ) -> None:
     """Project a CNN layer's activations on test images to 2-D with t-SNE or PCA (Figures 5-7).
 
-    Takes --per-class test images of every class (seeded), records what each --layer outputs, flattens it and projects it to 2-D. Writes a figure with one panel per layer (a colour and a legend entry per class) and a CSV of the points (layer, index in the test set, label, class, x, y).
+    Takes --per-class test images of every class (seeded), records what each --layer outputs, flattens it and projects it to 2-D. Writes a figure with one panel per layer (a colour and a legend entry per class) and a CSV of the points (layer, index in the test set, label, class, x, y). A figure or CSV that exists is refused before any work unless --force; the default names in a run folder fmtool made are its own and are rewritten.
 
     Prints, per layer, how well the classes separate in the picture: 5-NN accuracy (each point classified by its 5 nearest neighbours; 1.0 = perfect, 0.1 = chance) and silhouette (-1..1, higher = tighter, further-apart classes). t-SNE first reduces wide layers to 50 dimensions with PCA.
 
@@ -197,13 +226,12 @@ def project(
     from fmtool.cnn.inference import load_classifier
     from fmtool.cnn.projection import project_test_images
     from fmtool.engine.device import choose_device
-    from fmtool.engine.runs import resolve_checkpoint
-
     torch_device = choose_device(str(device))
-    path = resolve_checkpoint(checkpoint, "cnn")
+    path = checkpoint_to_use(checkpoint, "cnn")
     model, meta = load_classifier(path, torch_device)
     report = project_test_images(model, meta, path, layers, method.value, per_class, seed,
-                                 thumbnails, out, torch_device, data_dir, output.TERMINAL)
+                                 thumbnails, out, torch_device, data_dir, output.TERMINAL,
+                                 force=force)
     if json_out:
         output.print_json(report)
     else:
@@ -219,14 +247,15 @@ def _list_layers(checkpoint: Path | None, json_out: bool) -> None:
     from fmtool.cnn.activations import layer_shapes
     from fmtool.cnn.inference import build_model, load_classifier
     from fmtool.cnn.task import checkpoint_meta
-    from fmtool.engine.runs import list_runs, resolve_checkpoint
+    from fmtool.engine.bundled import bundled_checkpoint
+    from fmtool.engine.runs import list_runs
 
-    if checkpoint is None and not list_runs("cnn"):
+    if checkpoint is None and not list_runs("cnn") and bundled_checkpoint("cnn") is None:
         meta = checkpoint_meta(recipes.PAPER)
         model = build_model(meta)
         output.stderr.print("no CNN checkpoint yet: these are the report's model's layers")
     else:
-        model, meta = load_classifier(resolve_checkpoint(checkpoint, "cnn"), torch.device("cpu"))
+        model, meta = load_classifier(checkpoint_to_use(checkpoint, "cnn"), torch.device("cpu"))
     shapes = layer_shapes(model, meta["architecture"]["image_size"])
     rows = [{"layer": name, "shape": list(shape), "features": prod(shape)}
             for name, shape in shapes.items()]
@@ -235,8 +264,8 @@ def _list_layers(checkpoint: Path | None, json_out: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"Layers of the CNN (width {meta['architecture'].get('width', 1.0)}), "
-                        "output per image")
+    table = Table(title=f"Layers of the CNN (width "
+                        f"{output.escape(meta['architecture'].get('width', 1.0))}), output per image")
     for column in ("layer", "shape", "features"):
         table.add_column(column, justify="left" if column == "layer" else "right")
     for row in rows:
@@ -251,8 +280,8 @@ def _print_projection(report: dict[str, Any]) -> None:
         return "-" if value is None else f"{value:.3f}"
 
     out = output.stdout
-    out.print(f"checkpoint {report['checkpoint']}: {report['points']} test images "
-              f"({report['per_class']} per class, seed {report['seed']})", markup=False)
+    out.print(f"checkpoint {output.escape(report['checkpoint'])}: {report['points']} test images "
+              f"({report['per_class']} per class, seed {report['seed']})")
     pca = report["method"] == "pca"
     table = Table(title=f"How well the classes separate in 2-D ({report['method']})")
     table.add_column("layer")
@@ -269,5 +298,5 @@ def _print_projection(report: dict[str, Any]) -> None:
             cells.append(number(row["explained_variance"]))
         table.add_row(*cells, f"{row['seconds']:.1f}")
     out.print(table)
-    out.print(f"figure: {report['figure']}", markup=False)
-    out.print(f"csv: {report['csv']}", markup=False)
+    out.print(f"figure: {output.escape(report['figure'])}")
+    out.print(f"csv: {output.escape(report['csv'])}")

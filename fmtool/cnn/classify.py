@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,21 +11,44 @@ import torch
 
 from fmtool.cnn.inference import load_classifier, predict_logits
 from fmtool.data.images import ImageReadError, load_fashion_item
+from fmtool.engine.io import atomic_write
+
+
+def seen_name(index: int, file: Path) -> str:
+    """NNNN_<name>.png: numbered in the order given, so two inputs never share a name, and
+    only safe characters, so the picture lands inside the folder it is written to."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", file.stem)[:80].lstrip(".") or "image"
+    return f"{index:04d}_{stem}.png"
+
+
+def save_seen(item: np.ndarray, path: Path) -> None:
+    """The 28x28 picture the model is given, as an 8-bit grey PNG (written atomically)."""
+    from PIL import Image
+
+    with atomic_write(path) as sink:
+        Image.fromarray(item).save(sink, format="PNG")
 
 
 def classify_files(files: list[Path], checkpoint: Path, device: torch.device, top_k: int = 1,
-                   invert: str = "auto") -> list[dict[str, Any]]:
-    """One result per file, in order: {'path', 'predictions': [...]} or {'path', 'error'}."""
+                   invert: str = "auto", save_input: Path | None = None) -> list[dict[str, Any]]:
+    """One result per file, in order: {'path', 'predictions': [...]} or {'path', 'error'}.
+    With `save_input`, what the model sees for each readable file is written into that folder
+    (see `seen_name`) and its result names the picture as 'input'."""
     model, meta = load_classifier(checkpoint, device)
     names = meta["class_names"]
     results: list[dict[str, Any]] = []
     items: list[np.ndarray] = []
-    for file in files:
+    for index, file in enumerate(files, start=1):
         try:
             items.append(load_fashion_item(file, invert))
             results.append({"path": str(file)})
         except ImageReadError as exc:
             results.append({"path": str(file), "error": str(exc)})
+            continue
+        if save_input is not None:
+            seen = save_input / seen_name(index, file)
+            save_seen(items[-1], seen)
+            results[-1]["input"] = str(seen)
     if items:
         batch = torch.from_numpy(np.stack(items))
         probabilities = predict_logits(model, batch, meta["architecture"]["image_size"], device,

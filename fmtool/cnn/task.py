@@ -103,7 +103,8 @@ class CNNTask:
         images = augment.random_crop(self.train_x[batch], r.crop_padding)
         if r.flip:
             images = augment.random_flip(images)
-        x = augment.random_erase(fashion.to_model_input(images, r.image_size), r.erase)
+        x = augment.photo_jitter(fashion.to_unit(images), r.photo_jitter, r.photo_strength)
+        x = augment.random_erase(fashion.normalise(x, r.image_size), r.erase)
         y = self.train_y[batch]
         with autocast(self.device, self.precision):
             logits = self.model(x)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from fmtool.choices import Invert
+from fmtool.choices import Invert, UnknownChoice
 
 # Pillow warns above ~89 Mpx and refuses above twice that; we refuse at the warning level.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
@@ -61,15 +61,28 @@ def open_image(path: Path) -> Image.Image:
                 image.seek(0)
                 image.load()
                 image = ImageOps.exif_transpose(image)
-                return image.copy()
+                return _common_mode(image.copy())
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError("declares an enormous size (decompression bomb?)") from exc
     except Image.UnidentifiedImageError as exc:
         raise ImageReadError("not an image Pillow can read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise ImageReadError(f"damaged or truncated image ({_short(exc)})") from exc
+    except MemoryError as exc:
+        raise ImageReadError("too large to decode in the memory available") from exc
+    except Exception as exc:  # a Pillow plugin's own failure (NotImplementedError, ...)
+        raise ImageReadError(f"cannot be decoded ({type(exc).__name__}: {_short(exc)})") from exc
+
+
+# Modes the rest of fmtool converts itself; anything else (CIELAB, HSV, YCbCr, CMYK, ...) is
+# turned into RGB while the file's own errors are still this file's errors.
+_COMMON_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F"}
+
+
+def _common_mode(image: Image.Image) -> Image.Image:
+    return image if image.mode in _COMMON_MODES else image.convert("RGB")
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
@@ -90,18 +103,104 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
-def _border(gray: np.ndarray) -> np.ndarray:
-    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+WORKING_SIDE = 192  # photos are analysed at most this large: enough for a mask, bounded work
+ITEM_SIDE = 28  # Fashion-MNIST's items fill 28 pixels along their longest side
+DARK_BACKGROUND = 24  # a border this dark (median, 0..255) is already Fashion-MNIST's black
 
 
-def fashion_item(gray: np.ndarray, invert: str = "auto", size: int = 28) -> np.ndarray:
-    """uint8 HxW picture -> uint8 size x size, light item on dark, padded to a square."""
-    invert = Invert.parse(invert, "invert").value
-    border = _border(gray)
-    if invert == "always" or (invert == "auto" and float(np.median(border)) > 127):
-        gray = 255 - gray
-        border = 255 - border
-    background = int(np.median(border))
+def to_rgb_array(image: Image.Image) -> np.ndarray:
+    """Any mode -> float32 [H, W, 3] in [0, 1]; transparency becomes white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        gray = to_grayscale(image).astype(np.float32) / 255.0
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _border_mask(height: int, width: int) -> np.ndarray:
+    band = max(1, round(0.04 * min(height, width)))
+    mask = np.zeros((height, width), bool)
+    mask[:band], mask[-band:], mask[:, :band], mask[:, -band:] = True, True, True, True
+    return mask
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def background_model(rgb: np.ndarray) -> np.ndarray:
+    """The colour the background would have under the item: a smooth surface (quadratic in x
+    and y, per channel) fitted to the picture's border, so light falling across a wall, a shadow
+    at one side or a floor's gradient are modelled rather than mistaken for the item. Border
+    pixels the fit explains badly (a sleeve reaching the edge) are dropped and the fit redone."""
+    height, width, _ = rgb.shape
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    y, x = rows / max(height - 1, 1) - 0.5, cols / max(width - 1, 1) - 0.5
+    terms = np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=-1)
+    border = _border_mask(height, width)
+    design, target = terms[border], rgb[border]
+    keep = np.ones(len(target), bool)
+    for _ in range(3):
+        coefficients, *_ = np.linalg.lstsq(design[keep], target[keep], rcond=None)
+        residual = np.linalg.norm(design @ coefficients - target, axis=1)
+        spread = np.median(residual[keep]) * 1.4826 + 1e-3
+        keep = residual < 2.5 * spread + 0.02
+        if keep.sum() < 12:  # too little border left to trust: use all of it
+            keep[:] = True
+    return (terms @ coefficients).astype(np.float32)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """The threshold that best splits `values` (in [0, 1]) into two classes."""
+    histogram, edges = np.histogram(values, bins=128, range=(0.0, max(float(values.max()), 1e-6)))
+    weights = histogram.astype(np.float64) / max(histogram.sum(), 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(weights)
+    mean_below = np.cumsum(weights * centres)
+    total = mean_below[-1]
+    between = (total * below - mean_below) ** 2 / np.maximum(below * (1 - below), 1e-12)
+    return float(centres[int(np.argmax(between))])
+
+
+def item_mask(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Where the item is: pixels whose colour stands out from the background model (on a
+    blurred copy, so textured floors and fabric weave do not speckle), split by Otsu's
+    threshold, cleaned, holes filled, the largest region kept."""
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(rgb, sigma=(1.5, 1.5, 0))
+    distance = np.linalg.norm(smooth - background, axis=2)
+    border = _border_mask(*distance.shape)
+    noise = float(np.percentile(distance[border], 75))
+    mask = distance > max(_otsu(distance), 2.0 * noise + 0.03)
+    mask = ndimage.binary_opening(mask, iterations=1)
+    mask = ndimage.binary_closing(mask, iterations=3)
+    mask = ndimage.binary_fill_holes(mask)
+    labels, count = ndimage.label(mask)
+    if count == 0:
+        return mask
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
+    return labels == int(np.argmax(sizes)) + 1
+
+
+def _polarity(luminance: np.ndarray, background: np.ndarray, mask: np.ndarray,
+              invert: str) -> bool:
+    """True when the item must be negated: `always`; or `auto` and the item is darker than
+    the background around it (a dark coat on a light wall); never with `never`."""
+    if invert != "auto":
+        return invert == "always"
+    if not mask.any():
+        return float(np.median(background)) > 0.5
+    return float(np.median(luminance[mask] - background[mask])) < 0
+
+
+def _square_and_resize(gray: np.ndarray, size: int) -> np.ndarray:
+    """An item picture already light on black: padded to a square with its own background and
+    resized (Fashion-MNIST's own images pass through unchanged)."""
+    background = int(np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])))
     height, width = gray.shape
     side = max(height, width)
     square = np.full((side, side), background, dtype=np.uint8)
@@ -111,6 +210,75 @@ def fashion_item(gray: np.ndarray, invert: str = "auto", size: int = 28) -> np.n
     return np.asarray(resized, dtype=np.uint8)
 
 
+def _working_copy(image: Image.Image) -> Image.Image:
+    """The picture at most WORKING_SIDE pixels on its longest side (box filter: every source
+    pixel counts once, so the work is bounded by the pixels actually present)."""
+    longest = max(image.size)
+    if longest <= WORKING_SIDE:
+        return image
+    scale = WORKING_SIDE / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX)
+
+
+def fashion_item(image: Image.Image | np.ndarray, invert: str = "auto",
+                 size: int = ITEM_SIDE) -> np.ndarray:
+    """A picture of one item -> what Fashion-MNIST's pipeline would have made of it: uint8
+    size x size, the item light on black, its longest side filling the frame, centred.
+
+    Fashion-MNIST trimmed each product photo to the item, resized its longest side to 28,
+    centred it and negated it. A photo taken at home has a background (a bed, a floor, a wall,
+    often lit unevenly) instead of white, so this first models that background from the border
+    (`background_model`), finds the item as what stands out from it (`item_mask`), and takes the
+    item's difference from the background as its brightness: negated when the item is darker
+    than its background (`invert` auto), so that it ends up light on black either way. Contrast
+    is stretched so the item's brightest one percent reaches white. A picture whose border is
+    already black and whose item is lighter (Fashion-MNIST's own images) is only squared and
+    resized.
+    """
+    invert = Invert.parse(invert, "invert").value
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    rgb = to_rgb_array(_working_copy(image))
+    luminance = _luminance(rgb)
+    border = _border_mask(*luminance.shape)
+    if float(np.median(luminance[border])) * 255 <= DARK_BACKGROUND and invert != "always":
+        return _square_and_resize(to_grayscale(_working_copy(image)), size)
+    background = background_model(rgb)
+    mask = item_mask(rgb, background)
+    background_luminance = _luminance(background)
+    negate = _polarity(luminance, background_luminance, mask, invert)
+    contrast = background_luminance - luminance if negate else luminance - background_luminance
+    if mask.sum() < 0.002 * mask.size:  # nothing stands out: keep the whole picture
+        mask = np.ones_like(mask)
+    from scipy import ndimage
+
+    soft = ndimage.gaussian_filter(mask.astype(np.float32), sigma=0.7)
+    item = np.clip(contrast, 0, None) * soft
+    peak = float(np.percentile(item[mask], 99)) if mask.any() else 0.0
+    item = np.clip(item / max(peak, 1e-3), 0, 1)
+    rows, cols = np.nonzero(mask)
+    item = item[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    height, width = item.shape
+    scale = size / max(height, width)
+    shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resized = Image.fromarray((item * 255).astype(np.float32), mode="F").resize(
+        shape, Image.Resampling.LANCZOS)
+    out = np.zeros((size, size), np.float32)
+    top, left = (size - shape[1]) // 2, (size - shape[0]) // 2
+    out[top:top + shape[1], left:left + shape[0]] = np.asarray(resized)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def load_fashion_item(path: Path, invert: str = "auto") -> np.ndarray:
-    """The full path from a file on disk to a 28x28 uint8 item, or ImageReadError."""
-    return fashion_item(to_grayscale(open_image(path)), invert=invert)
+    """The full path from a file on disk to a 28x28 uint8 item, or ImageReadError: whatever
+    goes wrong with one file is that file's error, never the batch's."""
+    image = open_image(path)
+    try:
+        return fashion_item(image, invert=invert)
+    except MemoryError as exc:
+        raise ImageReadError("too large to prepare in the memory available") from exc
+    except (ValueError, TypeError, OSError, NotImplementedError, np.linalg.LinAlgError) as exc:
+        if isinstance(exc, UnknownChoice):
+            raise
+        raise ImageReadError(f"cannot be prepared ({type(exc).__name__}: {_short(exc)})") from exc

@@ -1,0 +1,136 @@
+"""Photos become what Fashion-MNIST's pipeline would have made of them, and odd files stay
+one file's problem.
+
+A synthetic "photo" is a known item, scaled up, darkened onto a light background that is lit
+unevenly and shaded on one side, placed off-centre: preprocessing must give the item back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from fmtool.data.images import ImageReadError, fashion_item, load_fashion_item
+from tests.conftest import synthetic_fashion
+
+
+def _drawn(polygon: list[tuple[int, int]], line: tuple[int, ...] | None = None) -> np.ndarray:
+    picture = Image.new("L", (28, 28), 0)
+    draw = ImageDraw.Draw(picture)
+    draw.polygon(polygon, fill=255)
+    if line:
+        draw.line(line, fill=150, width=1)
+    return np.asarray(picture, np.float32)
+
+
+ITEMS = {  # light on black, centred, the longest side filling 28 pixels, as in Fashion-MNIST
+    "t-shirt": _drawn([(8, 1), (20, 1), (27, 7), (23, 11), (21, 9), (21, 26), (7, 26), (7, 9),
+                       (5, 11), (0, 7)], line=(14, 3, 14, 25)),
+    "trouser": _drawn([(6, 0), (21, 0), (21, 27), (16, 27), (14, 8), (12, 27), (6, 27)]),
+    "dress": _drawn([(10, 0), (17, 0), (19, 8), (24, 27), (3, 27), (8, 8)]),
+}
+
+
+def photograph(item: np.ndarray, *, dark_item: bool = True, offset: tuple[int, int] = (60, 20),
+               light: float = 0.85, size: int = 9, seed: int = 0) -> Image.Image:
+    """`item` printed `size` times larger onto a 480x360 background lit from one side, with a
+    soft shadow in one corner and a little texture; dark on light, or light on a dark cloth."""
+    rng = np.random.default_rng(seed)
+    side = 28 * size
+    big = np.asarray(Image.fromarray(item).resize((side, side), Image.Resampling.BILINEAR),
+                     np.float32) / 255
+    height, width = 360, 480
+    rows, cols = np.mgrid[0:height, 0:width] / width
+    background = (light + 0.12 * cols - 0.05 * rows) if dark_item else (0.2 + 0.1 * cols)
+    shadow = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(shadow).ellipse((width * 0.6, height * 0.55, width * 1.1, height * 1.2), fill=255)
+    background = background - 0.12 * np.asarray(shadow.filter(ImageFilter.GaussianBlur(30))) / 255
+    background = background + rng.normal(0, 0.01, background.shape)
+    top, left = (height - side) // 2 + offset[1], (width - side) // 2 + offset[0]
+    region = background[top:top + side, left:left + side]
+    if dark_item:
+        background[top:top + side, left:left + side] = region * (1 - 0.9 * big)
+    else:
+        background[top:top + side, left:left + side] = region + (0.95 - region) * big
+    rgb = np.clip(np.stack([background, background * 0.95, background * 0.9], axis=-1), 0, 1)
+    return Image.fromarray((rgb * 255).astype(np.uint8))
+
+
+def naive(picture: Image.Image) -> np.ndarray:
+    """What classify did before: grayscale, inverted, padded to a square, resized."""
+    gray = 255 - np.asarray(picture.convert("L"), np.float32)
+    side = max(gray.shape)
+    square = np.full((side, side), float(np.median(gray[0])), np.float32)
+    top, left = (side - gray.shape[0]) // 2, (side - gray.shape[1]) // 2
+    square[top:top + gray.shape[0], left:left + gray.shape[1]] = gray
+    return np.asarray(Image.fromarray(square).resize((28, 28)), np.float32)
+
+
+CASES = [
+    ("t-shirt", dict()),
+    ("t-shirt", dict(offset=(-80, -30), light=0.7, seed=1)),
+    ("trouser", dict(offset=(100, 0), size=10, seed=2)),
+    ("trouser", dict(dark_item=False, seed=3)),
+    ("dress", dict(offset=(0, 0), light=0.95, seed=4)),
+    ("dress", dict(dark_item=False, offset=(-60, 30), size=8, seed=5)),
+]
+
+
+@pytest.mark.parametrize("name,setting", CASES)
+def test_a_photographed_item_comes_back(name: str, setting: dict):
+    item = ITEMS[name]
+    picture = photograph(item, **setting)
+    got = fashion_item(picture).astype(np.float32)
+    assert np.abs(got - item).mean() < 20, "the item, light on black, filling the frame"
+    assert np.abs(naive(picture) - item).mean() > 60, "the case is hard for plain inversion"
+    rows, cols = np.nonzero(got > 64)
+    want_rows, want_cols = np.nonzero(item > 64)
+    assert abs(rows.min() - want_rows.min()) <= 1 and abs(rows.max() - want_rows.max()) <= 1
+    assert abs(cols.min() - want_cols.min()) <= 1 and abs(cols.max() - want_cols.max()) <= 1
+
+
+def test_fashion_mnist_images_pass_through_unchanged(tmp_path: Path):
+    """A Fashion-MNIST image saved as PNG is already light on black: it comes back as it was,
+    so `classify` and `eval` see the same pixels."""
+    from fmtool.data.fashion import load_from_dir
+
+    data = load_from_dir(synthetic_fashion(tmp_path / "fashion", train=20, test=10))
+    for index, image in enumerate(data.test_images.numpy()):
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(image).save(path)
+        assert np.array_equal(load_fashion_item(path), image)
+
+
+def test_a_wide_strip_costs_what_its_pixels_cost(tmp_path: Path):
+    """A 1 x 100,000 PNG is 100 KB of pixels; squaring it first would ask for 10 GB."""
+    path = tmp_path / "strip.png"
+    Image.fromarray(np.full((1, 100_000), 200, np.uint8)).save(path)
+    assert load_fashion_item(path).shape == (28, 28)
+
+
+@pytest.mark.parametrize("mode,suffix", [("LAB", ".tif"), ("YCbCr", ".tif"), ("CMYK", ".tif"),
+                                         ("I", ".tif"), ("F", ".tif"), ("1", ".png")])
+def test_uncommon_colour_modes_are_read(tmp_path: Path, mode: str, suffix: str):
+    """CIELAB, YCbCr, CMYK, 32-bit integer and float, and 1-bit pictures all give the item."""
+    path = tmp_path / f"dress{suffix}"
+    photograph(ITEMS["dress"], seed=6).resize((120, 90)).convert(mode).save(path)
+    item = load_fashion_item(path)
+    assert item.shape == (28, 28) and item.max() == 255 and item[0, 0] == 0
+
+
+def test_a_file_that_breaks_preprocessing_is_that_files_error(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch):
+    from fmtool.data import images
+
+    path = tmp_path / "photo.png"
+    photograph(ITEMS["t-shirt"]).save(path)
+
+    def broken(rgb: np.ndarray) -> np.ndarray:
+        raise np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(images, "background_model", broken)
+    with pytest.raises(ImageReadError, match="cannot be prepared.*SVD did not converge"):
+        load_fashion_item(path)
