@@ -150,12 +150,20 @@ def test_classify_refuses_a_vae_checkpoint(tmp_path: Path):
     assert "VAE checkpoint" in result.stderr and "Traceback" not in result.output
 
 
-def test_commands_without_a_checkpoint_say_to_train_first(tmp_path: Path):
+def test_commands_without_a_checkpoint_say_to_train_first(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """No run and no bundled model (a build without fmtool/weights): one line says what to do."""
+    from fmtool.engine import runs
+
+    monkeypatch.setattr(runs, "bundled_checkpoint", lambda kind: None)
     Image.new("L", (28, 28)).save(tmp_path / "x.png")
     for args in (["eval"], ["classify", str(tmp_path / "x.png")]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2
         assert result.stderr.strip() == "error: no CNN checkpoint yet; run `fmtool train cnn` first"
+    result = runner.invoke(app, ["reconstruct", str(tmp_path)])  # no VAE ships yet
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: no VAE checkpoint yet; run `fmtool train vae` first"
 
 
 def test_existing_run_needs_resume_and_resume_extends_it(trained: dict, tmp_path: Path):

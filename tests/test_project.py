@@ -263,7 +263,10 @@ def test_cli_lists_layers_of_the_checkpoint(tmp_path):
     (["--out", "fig.jpg"], "error: --out fig.jpg: the figure's name must end in"),
     ([], "error: no CNN checkpoint yet; run `fmtool train cnn` first"),
 ])
-def test_cli_mistakes_give_one_line_errors(args, message):
+def test_cli_mistakes_give_one_line_errors(args, message, monkeypatch):
+    from fmtool.engine import runs
+
+    monkeypatch.setattr(runs, "bundled_checkpoint", lambda kind: None)  # a build without weights
     result = run_cli(*args)
     assert result.exit_code == 2
     assert result.stderr.startswith(message)

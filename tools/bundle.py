@@ -1,0 +1,84 @@
+"""Turns a finished CNN run into the model that ships inside fmtool, with its model card.
+
+    python -m tools.bundle cnn RUN_FOLDER --command "fmtool train cnn --recipe bundled ..."
+
+It measures what the card states, on the data it names: test accuracy on the full 10,000-image
+Fashion-MNIST test set (with the checkpoint's own TTA setting, as `fmtool eval` does), the
+validation accuracy of the selected epoch (from the run), and accuracy on the labelled photos
+in ../shared/data/clothing-photos (as benchmarks/bench_photos.py does). It then writes
+fmtool/weights/cnn.pt (weights only, no training state) and prints the card and its SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "fmtool" / "weights"
+SHARED = REPO.parent / "shared" / "data"
+
+
+def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> dict[str, Any]:
+    import torch
+
+    from benchmarks.bench_photos import score_photos
+    from fmtool import __version__
+    from fmtool.cnn.evaluate import evaluate_checkpoint
+    from fmtool.engine.checkpoint import load_checkpoint
+
+    best = run / "best.pt"
+    meta = load_checkpoint(best, expect_kind="cnn").meta
+    test = evaluate_checkpoint(best, torch.device("cpu"), fashion_dir)
+    photos = score_photos(best, photos_dir)
+    selected = meta["metrics"]
+    return {
+        "name": "fmtool bundled Fashion-MNIST CNN",
+        "command": command,
+        "recipe": meta["recipe"],
+        "epoch": meta["epoch"],
+        "data": {**meta["data"], "test_set": "Fashion-MNIST test, all 10,000 images",
+                 "photos": "shared clothing-photos, 200 labelled photos of 5 classes"},
+        "metrics": {"test_accuracy": round(test["accuracy"], 6),
+                    "test_correct": round(test["accuracy"] * test["images"]),
+                    "test_images": test["images"],
+                    "val_accuracy": round(selected["val_acc"], 6),
+                    "photo_accuracy": round(photos["accuracy"], 6),
+                    "photo_per_class": {k: round(v, 4) for k, v in
+                                        photos["per_class_accuracy"].items()}},
+        "selection": "best epoch by validation accuracy on 5,000 held-out training images",
+        "fmtool_version": __version__,
+    }
+
+
+def write_bundled(kind: str, run: Path, card: dict[str, Any]) -> Path:
+    from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+
+    checkpoint = load_checkpoint(run / "best.pt", expect_kind=kind)
+    meta = {k: v for k, v in checkpoint.meta.items() if k not in ("options",)}
+    meta["card"] = card
+    target = WEIGHTS / f"{kind}.pt"
+    save_checkpoint(target, Checkpoint(meta, checkpoint.model))
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["cnn"])
+    parser.add_argument("run", type=Path, help="the run folder (its best.pt is bundled)")
+    parser.add_argument("--command", required=True, help="the command that trained the run")
+    parser.add_argument("--fashion-dir", type=Path, default=SHARED / "fashion-mnist")
+    parser.add_argument("--photos", type=Path, default=SHARED / "clothing-photos")
+    args = parser.parse_args()
+    card = cnn_card(args.run, args.command, args.fashion_dir, args.photos)
+    target = write_bundled(args.kind, args.run, card)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    print(json.dumps(card, indent=2))
+    print(f"{target.relative_to(REPO)}  {target.stat().st_size:,} bytes  sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
