@@ -21,6 +21,18 @@ def fmtool_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models on shared CPU cores: one thread avoids OpenMP spin-waiting (5x faster here).
+    A module asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the repository (or $FMTOOL_SHARED_DATA); skips when absent."""

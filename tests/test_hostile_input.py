@@ -32,13 +32,7 @@ from tests.vae_helpers import make_vae_checkpoint, write_faces
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on shared CPU cores: one thread avoids OpenMP spin-waiting (5x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- hostile image files ----------------------------------------------------------------------

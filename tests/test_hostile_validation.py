@@ -50,13 +50,7 @@ TINY_CNN = ["--width", str(WIDTH), "--batch-size", "16", "--precision", "fp32", 
             "--val-size", "0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on shared CPU cores: one thread avoids OpenMP spin-waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _final_error(result: Any) -> str:
