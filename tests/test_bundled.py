@@ -95,3 +95,17 @@ def test_builtin_names_the_bundled_model_even_when_there_are_runs(tmp_path: Path
     assert "using the latest CNN run" in mine.stderr
     builtin = runner.invoke(app, ["classify", str(shirt_photo), "--checkpoint", "builtin"])
     assert builtin.exit_code == 0 and "using the bundled CNN model" in builtin.stderr
+
+
+def test_a_built_wheel_carries_the_bundled_model(tmp_path: Path):
+    """The weights travel inside the wheel as package data, byte for byte."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "--quiet", "--wheel-dir", str(tmp_path), str(REPO)], check=True,
+                   capture_output=True)
+    (wheel,) = tmp_path.glob("fmtool-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("fmtool/weights/cnn.pt") == BUNDLED_CNN.read_bytes()

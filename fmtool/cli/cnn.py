@@ -153,7 +153,7 @@ def classify(
     invert: Annotated[Invert, choice(Invert, "invert", "Is the item darker than its background (always) or lighter (never)? auto decides per photo. Either way the model gets it light on black, as in Fashion-MNIST.")] = Invert.auto,
     save_input: Annotated[Optional[Path], typer.Option("--save-input", help="Also write the 28x28 picture the model sees for each image into this folder, as NNNN_name.png (numbered in the order given).", file_okay=False)] = None,
     json_out: JsonOpt = False,
-    device: DeviceOpt = "cpu",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Classify images with a CNN checkpoint: one line per image, path<TAB>label<TAB>probability.
 
