@@ -115,17 +115,29 @@ def plain_evaluation(model, data, device, batch_size):
     return step
 
 
-def fmtool_training(data, device, batch_size, width, precision, compile_model=False):
+def fmtool_training(data, device, batch_size, width, precision, compile_model=False,
+                    cuda_graph=False):
     torch.manual_seed(0)
-    recipe = CNN_RECIPES["paper"].with_overrides(batch_size=batch_size, val_size=0)
+    # The text network, the one the plain loop builds: both sides time the same model.
+    recipe = CNN_RECIPES["paper"].with_overrides(batch_size=batch_size, val_size=0, variant="text")
     task = CNNTask(data, recipe, device, width=width, precision=precision)
     trainer = Trainer(task, recipe, Path(tempfile.mkdtemp()), device, compile=compile_model,
-                      channels_last=True)
-    batches = task.batches(0)
+                      cuda_graph=cuda_graph, channels_last=True)
     trainer.model.train()
+    # As the Trainer's epoch loop does (`_on_device`): each epoch's index batches are copied to
+    # the device at once, not one small host-to-device copy per step; that copy (and drawing the
+    # epoch's permutation) is timed where an epoch starts, in whichever step that falls.
+    per_epoch = len(task.batches(0))
+    batches: list[torch.Tensor] = []
+    done = 0  # steps taken, across calls
 
-    def step(i: int) -> None:
-        trainer.train_step(batches[i % len(batches)])
+    def step(_: int) -> None:
+        nonlocal batches, done
+        epoch, index = divmod(done, per_epoch)
+        if index == 0:
+            batches = trainer._on_device(task.batches(epoch))
+        trainer.train_step(batches[index])
+        done += 1
 
     return step, trainer.model
 
@@ -164,22 +176,26 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile fmtool's model")
+    parser.add_argument("--cuda-graph", action="store_true",
+                        help="replay fmtool's training step as a CUDA graph (CUDA only)")
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--batches", type=int, default=8, help="timed batches per measurement")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--eval-batch-size", type=int, default=500)
     args = parser.parse_args()
+    if args.compile and args.cuda_graph:  # as `fmtool train` refuses them together
+        parser.error("--compile and --cuda-graph do not go together; choose one")
 
     device = choose_device(args.device)
     precision = choose_precision(args.precision, device)
     data = synthetic(max(args.batches + 4, 8) * max(args.batch_size, args.eval_batch_size))
     print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"width {args.width}, fmtool precision {precision_name(precision)}, "
-          f"compile {'on' if args.compile else 'off'}")
+          f"compile {'on' if args.compile else 'off'}, cuda graph {'on' if args.cuda_graph else 'off'}")
 
     plain_step, plain_model = plain_training(data, device, args.batch_size, args.width)
     ours_step, ours_model = fmtool_training(data, device, args.batch_size, args.width, precision,
-                                            args.compile)
+                                            args.compile, args.cuda_graph)
     train = compare({"plain": plain_step, "fmtool": ours_step}, args.batches, args.batch_size, device)
     plain_train, ours_train = train["plain"], train["fmtool"]
     eval_images = args.batches * args.batch_size

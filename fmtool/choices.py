@@ -64,6 +64,19 @@ class Compile(Choice):
     off = "off"
 
 
+class CudaGraph(Choice):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+class Variant(Choice):
+    """The CNN as the report's text describes it, or as the author's published code builds it."""
+
+    text = "text"
+    code = "code"
+
+
 class Invert(Choice):
     auto = "auto"
     always = "always"
@@ -73,6 +86,12 @@ class Invert(Choice):
 class ProjectionMethod(Choice):
     tsne = "tsne"
     pca = "pca"
+
+
+class FigureFormat(Choice):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
 
 
 class FusionMethod(Choice):

@@ -16,7 +16,8 @@ from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from tests.conftest import synthetic_fashion
 
 runner = CliRunner()
-TINY = ["--width", "0.125", "--batch-size", "16", "--lr", "2e-3", "--step-size", "3"]
+TINY = ["--recipe", "paper", "--variant", "text", "--width", "0.125", "--batch-size", "16",
+        "--lr", "2e-3", "--step-size", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +178,28 @@ def test_existing_run_needs_resume_and_resume_extends_it(trained: dict, tmp_path
     assert more.exit_code == 0, more.output
     metrics = (tmp_path / "home" / "data" / "runs" / "cnn" / "r" / "metrics.jsonl").read_text()
     assert [json.loads(line)["epoch"] for line in metrics.splitlines()] == [1, 2]
+
+
+def test_without_recipe_a_cpu_machine_trains_the_cpu_recipe_and_says_so(tiny_fashion: Path,
+                                                                        fmtool_home: Path):
+    result = runner.invoke(app, ["train", "cnn", "--device", "cpu", "--epochs", "1", "--limit", "32",
+                                 "--test-limit", "16", "--name", "plain", "--data-dir",
+                                 str(tiny_fashion)])
+    assert result.exit_code == 0, result.output
+    assert "recipe cpu (no CUDA GPU in use); --recipe paper gives the report's recipe" in result.stderr
+    run = json.loads((fmtool_home / "data" / "runs" / "cnn" / "plain" / "run.json").read_text())
+    assert run["recipe"]["name"] == "cpu" and run["recipe"]["width"] == 0.25
+
+
+@pytest.mark.parametrize("cuda, device, expected", [
+    (True, "auto", "paper"), (True, "cuda", "paper"), (True, "cpu", "cpu"), (False, "auto", "cpu"),
+])
+def test_the_default_recipe_is_the_reports_on_a_cuda_gpu_only(cuda: bool, device: str, expected: str,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    from fmtool.cli.training import default_recipe_name
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert default_recipe_name("vae", device) == expected
 
 
 def test_bad_options_fail_with_one_line(tiny_fashion: Path):

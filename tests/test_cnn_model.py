@@ -1,4 +1,5 @@
-"""The report's CNN: layer counts from section 1.1, shapes, named layers, width scaling."""
+"""The report's CNN: layer counts from section 1.1 (text) and the author's code (code), shapes,
+named layers, width scaling."""
 
 import pytest
 import torch
@@ -20,6 +21,30 @@ def test_layer_counts_match_the_report():
     assert count(model, nn.Linear) == 2
     assert count(model, nn.Dropout) == 3
     assert all(m.p == 0.7 for m in model.modules() if isinstance(m, nn.Dropout))
+    assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert model.variant == "text" and model.input_scaling == "standard"
+
+
+@pytest.mark.parametrize("dropout", [0.7, 0.3])
+def test_the_code_variant_is_the_authors_network(dropout: float):
+    model = FashionCNN(variant="code", dropout=dropout)
+    assert count(model, nn.Conv2d) == 9 and count(model, nn.BatchNorm2d) == 9
+    assert count(model, nn.LeakyReLU) == 9 and count(model, nn.ReLU) == 1  # after linear1
+    assert all(any(isinstance(m, nn.LeakyReLU) for m in model.named_layer(f"conv{i}").modules())
+               for i in range(1, 10))
+    assert all(m.bias is not None for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert [model.drop1.p, model.drop2.p, model.drop3.p] == [dropout, dropout, 0.5]
+    assert model.input_scaling == "minmax"
+
+
+def test_both_variants_have_the_same_shapes_and_an_unknown_one_is_refused():
+    x = torch.randn(2, 1, 32, 32)
+    text, code = FashionCNN(width=0.25).eval(), FashionCNN(width=0.25, variant="code").eval()
+    assert text(x).shape == code(x).shape == (2, 10)
+    extra = set(code.state_dict()) - set(text.state_dict())
+    assert extra == {f"conv{i}.0.bias" for i in range(1, 10)}
+    with pytest.raises(ValueError, match="variant"):
+        FashionCNN(variant="paper")
 
 
 def test_activation_placement_is_the_documented_choice():

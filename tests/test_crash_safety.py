@@ -27,7 +27,7 @@ from fmtool.engine.checkpoint import load_checkpoint
 from tests.conftest import synthetic_fashion
 
 EPOCHS = 6
-TINY = ["--epochs", str(EPOCHS), "--batch-size", "16", "--width", "0.125", "--precision", "fp32",
+TINY = ["--recipe", "paper", "--epochs", str(EPOCHS), "--batch-size", "16", "--width", "0.125", "--precision", "fp32",
         "--device", "cpu"]
 TIMING = {"seconds", "images_per_s"}  # the only fields of an epoch record that may differ
 KILL_SEED = int(os.environ.get("FMTOOL_KILL_SEED", "7"))

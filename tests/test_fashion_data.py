@@ -75,6 +75,24 @@ def test_model_input_is_resized_and_normalised_as_one_batch():
     assert torch.allclose(x, torch.full_like(x, (1 - fashion.MEAN) / fashion.STD))
 
 
+def test_minmax_scaling_maps_each_image_to_the_full_zero_to_one_range():
+    """The author's code feeds [0, 1] by min-max, not standardised input: per image, its
+    darkest pixel 0 and its brightest 1, also for a faint image that never reaches 255."""
+    images = torch.zeros(3, 28, 28, dtype=torch.uint8)
+    images[0, 5:20, 5:20] = 255
+    images[1] = 40
+    images[1, 10:14, :] = 120  # faint: 40..120
+    images[2] = 77  # one grey level
+    x = fashion.to_model_input(images, 32, "minmax")
+    assert x.shape == (3, 1, 32, 32)
+    assert x[:2].amin((1, 2, 3)).tolist() == [0.0, 0.0] and x[:2].amax((1, 2, 3)).tolist() == [1.0, 1.0]
+    assert torch.equal(x[2], torch.zeros_like(x[2]))
+    unit = fashion.to_model_input(images[:1], 32, "standard") * fashion.STD + fashion.MEAN
+    assert torch.allclose(x[:1], unit, atol=1e-6)  # an image spanning 0..255: the same as /255
+    with pytest.raises(ValueError, match="scaling"):
+        fashion.to_model_input(images, 32, "zscore")
+
+
 def test_subset_is_seeded_and_shuffled():
     images = torch.arange(100, dtype=torch.uint8).reshape(100, 1, 1)
     labels = torch.arange(100)

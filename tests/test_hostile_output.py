@@ -47,7 +47,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def cnn_checkpoint(path: Path, class_names: list[str] | None = None) -> Path:
     """An untrained tiny CNN, saved as `train cnn` saves one."""
-    meta = {**checkpoint_meta(CNN_RECIPES["paper"], width=WIDTH), "options": {"width": WIDTH},
+    meta = {**checkpoint_meta(CNN_RECIPES["cpu"], width=WIDTH), "options": {"width": WIDTH},
             "epoch": 1, "metrics": {}}
     if class_names is not None:
         meta["class_names"] = class_names

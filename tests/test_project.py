@@ -35,7 +35,7 @@ def tiny_model(seed: int = 0) -> FashionCNN:
 def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     """An untrained tiny CNN saved with the metadata a `train cnn` run writes: the task's, plus
     what the Trainer adds (options, epoch, metrics)."""
-    recipe = CNN_RECIPES["paper"]
+    recipe = CNN_RECIPES["paper"].with_overrides(variant="text")  # tiny_model's network
     data = {"train_images": 0, "val_images": 0, "test_images": 0, "source": "none (untrained)"}
     meta = {**checkpoint_meta(recipe, width=WIDTH, data=data),
             "options": {"width": WIDTH}, "epoch": 1, "metrics": {}}

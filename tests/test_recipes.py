@@ -23,6 +23,13 @@ def test_the_paper_recipe_is_table_1():
     assert (paper.step_size, paper.gamma, paper.epochs, paper.batch_size, paper.seed) == (10, 0.5, 100, 64, 6)
     assert (paper.label_smoothing, paper.ema_decay, paper.crop_padding, paper.flip, paper.erase,
             paper.tta_flip, paper.width) == (0.0, 0.0, 0, False, 0.0, False, 1.0)
+    # The report's protocol: all 60,000 training images, and the network its numbers came from.
+    assert (paper.val_size, paper.variant, paper.dropout) == (0, "code", 0.7)
+
+
+def test_our_recipes_keep_the_texts_network_and_select_on_held_out_images():
+    for name in ("strong", "cpu", "bundled"):
+        assert (CNN_RECIPES[name].variant, CNN_RECIPES[name].val_size) == ("text", 5000), name
 
 
 def test_random_crop_shifts_content_and_fills_with_background():
@@ -117,7 +124,7 @@ def test_dropout_is_a_recipe_value_that_the_checkpoint_remembers(tmp_path: Path)
     from fmtool.cnn.inference import load_classifier
     from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 
-    recipe = CNN_RECIPES["paper"].with_overrides(dropout=0.2, width=0.125)
+    recipe = CNN_RECIPES["paper"].with_overrides(dropout=0.2, width=0.125, variant="text")
     task = CNNTask(load_from_dir_stub(), recipe, CPU)
     rates = {m.p for m in task.model.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == {0.2}
@@ -165,8 +172,22 @@ def test_the_closing_summary_names_the_selected_epoch_and_the_reports_measure():
     history = [{"epoch": 1, "val_acc": 0.80, "test_acc": 0.81},
                {"epoch": 2, "val_acc": 0.85, "test_acc": 0.83},
                {"epoch": 3, "val_acc": 0.84, "test_acc": 0.86}]
-    text = selection_summary(history, "val_acc", "max")
-    assert text.startswith("best.pt: epoch 2 (selected by val_acc)")
-    assert "best test_acc over epochs: 0.8600 (epoch 3)" in text
+    picked, final, measure = selection_summary(history, "val_acc", "max").splitlines()
+    assert picked.startswith("best.pt: epoch 2 (selected by val_acc): val_acc 0.8500")
+    assert final == "final epoch 3: test_acc 0.8600 (no selection)"
+    assert measure == ("the report's measure, best test_acc over epochs (chosen on the test set, "
+                       "as the report did): 0.8600 (epoch 3)")
     nan = [{"epoch": 1, "val_acc": float("nan"), "test_acc": float("nan")}]
     assert "best.pt was not written" in selection_summary(nan, "val_acc", "max")
+
+
+def test_without_validation_the_summary_says_best_pt_was_chosen_on_the_test_set():
+    from fmtool.cli.training import selection_summary
+
+    history = [{"epoch": 1, "test_acc": 0.80}, {"epoch": 2, "test_acc": 0.86},
+               {"epoch": 3, "test_acc": 0.84}]
+    picked, final, measure = selection_summary(history, "test_acc", "max").splitlines()
+    assert picked.startswith("best.pt: epoch 2 (selected by test_acc on the test set, as the "
+                             "report did): test_acc 0.8600")
+    assert final == "final epoch 3: test_acc 0.8400 (no selection)"
+    assert measure.endswith("0.8600 (epoch 2)")

@@ -380,7 +380,7 @@ _MODES = {"max": "highest", "min": "lowest"}
 def best_checkpoint(tree: Command) -> str:
     """The FILES entry for last.pt and best.pt, with the epoch best.pt keeps as the training
     tasks select it (fmtool.cnn.task.selection_metric; VAETask's class attributes)."""
-    from fmtool.cnn.recipes import PAPER  # train cnn's default --recipe
+    from fmtool.cnn.recipes import RECIPES
     from fmtool.cnn.task import CNNTask, selection_metric
     from fmtool.vae.task import VAETask
 
@@ -390,14 +390,20 @@ def best_checkpoint(tree: Command) -> str:
     def chosen(metric: str, mode: str) -> str:
         return f"{_MODES[mode]} {_METRICS[metric]}"
 
-    held_out = chosen(selection_metric(PAPER.val_size), CNNTask.best_mode)
+    def recipes_with(held_out: bool) -> str:
+        names = [name for name, r in RECIPES.items() if bool(r.val_size) == held_out]
+        return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+    sizes = sorted({r.val_size for r in RECIPES.values() if r.val_size})
+    held_out = chosen(selection_metric(sizes[0]), CNNTask.best_mode)
     on_test = chosen(selection_metric(0), CNNTask.best_mode)
     vae = chosen(VAETask.best_metric, VAETask.best_mode)
     return _roff(f"The resumable checkpoint of the last finished epoch, and the best one: for the "
-                 f"{CNNTask.kind.upper()}, the epoch with the {held_out} on {flag} "
-                 f"training images held out ({PAPER.val_size} by default; with {flag} 0, the "
-                 f"{on_test}); for the {VAETask.kind.upper()}, the epoch with the {vae}. "
-                 "Written atomically.")
+                 f"{CNNTask.kind.upper()}, the epoch with the {held_out} on {flag} training "
+                 f"images held out ({' or '.join(map(str, sizes))} in the {recipes_with(True)} "
+                 f"recipes); with {flag} 0 (the {recipes_with(False)} recipe's, the report's "
+                 f"protocol), the {on_test}; for the {VAETask.kind.upper()}, the epoch with the "
+                 f"{vae}. Written atomically.")
 
 
 def man_page(tree: Command) -> str:

@@ -18,6 +18,7 @@ from fmtool.cli import output
 from fmtool.cli.checkpoints import checkpoint_to_use
 from fmtool.cli.options import (
     CompileOpt,
+    CudaGraphOpt,
     DeviceOpt,
     FashionDirOpt,
     ForceOpt,
@@ -50,7 +51,7 @@ Recipes (--recipe):
 
 {_recipes_help()}
 
-Every value below overrides the recipe's. The best epoch is picked on --val-size training images held out (never on the test set); --val-size 0 picks on test accuracy, the report's own measure. The run folder keeps run.json, metrics.jsonl, last.pt (resumable) and best.pt. Progress goes to stderr.
+Every value below overrides the recipe's. With --val-size N the best epoch (best.pt) is picked on N training images held out, never on the test set; with --val-size 0 (the paper recipe's: all 60,000 images, as the report trained) it is picked on test accuracy, as the report did. Either way the run ends with the final epoch's test accuracy and, labelled, the report's measure: the best test accuracy over the epochs. --variant code trains the author's published network (the paper recipe's), text the one the report's text describes (the other recipes'). The run folder keeps run.json, metrics.jsonl, last.pt (resumable) and best.pt. Progress goes to stderr.
 
 Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 143); --resume continues to the same result as an uninterrupted run on the same device. Under torchrun, --batch-size is per process.
 """
@@ -58,12 +59,13 @@ Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 
 
 @recipe_options(recipes.CNNRecipe, recipes.PAPER)
 def train_cnn(
-    recipe: Annotated[str, typer.Option(help="paper, strong or cpu (see above).")] = "paper",
+    recipe: Annotated[Optional[str], typer.Option(help="paper, strong, cpu or bundled (see above); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N images.", min=1)] = None,
     test_limit: Annotated[Optional[int], typer.Option(help="Evaluate each epoch on N test images only.", min=1)] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     compile: CompileOpt = "auto",
+    cuda_graph: CudaGraphOpt = "auto",
     data_dir: FashionDirOpt = None,
     name: NameOpt = None,
     resume: ResumeOpt = False,
@@ -73,9 +75,9 @@ def train_cnn(
     from fmtool.cli.training import choose_recipe, run_training
 
     options = {"limit": limit, "test_limit": test_limit, "precision": str(precision),
-               "compile": str(compile)}
+               "compile": str(compile), "cuda_graph": str(cuda_graph)}
     folder, chosen, options = choose_recipe("cnn", recipes.RECIPES, recipe, name, resume,
-                                            overrides, options)
+                                            overrides, options, str(device))
 
     def build_task(device: Any) -> Any:
         from fmtool.cnn.task import CNNTask

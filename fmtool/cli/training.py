@@ -21,16 +21,46 @@ if TYPE_CHECKING:
     from fmtool.engine.trainer import Task
 
 
-def choose_recipe(kind: str, recipes: dict[str, "Recipe"], recipe_name: str, name: str | None,
-                  resume: bool, overrides: dict[str, Any],
-                  options: dict[str, Any]) -> tuple[Path, "Recipe", dict[str, Any]]:
+# What the report's recipes would cost on two CPU cores, for the line that says which recipe a
+# plain `fmtool train` chose: the full-width CNN trains at 30-75 images/s there (15-30 min an
+# epoch); the VAE's `cpu` recipe takes about a minute an epoch at 64 px, and 224 px is 12x the
+# pixels, so each of Table 3's 1,000 epochs would take ten minutes or more.
+PAPER_ON_A_CPU = {"cnn": "more than a day (15-30 min an epoch, 100 epochs)",
+                  "vae": "a week or more (1,000 epochs at 224 px)"}
+
+
+def default_recipe_name(kind: str, device_name: str) -> str:
+    """The report's recipe where it is meant to run (a CUDA GPU), the `cpu` recipe elsewhere; one
+    line on stderr says which and how to force the other."""
+    import torch
+
+    on_cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
+    if on_cuda:
+        output.TERMINAL.note("recipe paper (the report's, on this CUDA GPU); --recipe cpu for the "
+                             "small CPU recipe")
+        return "paper"
+    output.TERMINAL.note(f"recipe cpu (no CUDA GPU in use); --recipe paper gives the report's "
+                         f"recipe exactly, {PAPER_ON_A_CPU[kind]} on a 2-core CPU")
+    return "cpu"
+
+
+def choose_recipe(kind: str, recipes: dict[str, "Recipe"], recipe_name: str | None,
+                  name: str | None, resume: bool, overrides: dict[str, Any],
+                  options: dict[str, Any], device_name: str = "auto",
+                  ) -> tuple[Path, "Recipe", dict[str, Any]]:
     """The run folder, recipe and options of a `train` command.
 
-    A new run takes the named recipe with the command line's overrides; `--resume` takes the
-    run's own recipe and options back from its run.json (only `--epochs` may extend it).
+    A new run takes the named recipe (by default the one that fits the machine) with the
+    command line's overrides; `--resume` takes the run's own recipe and options back from its
+    run.json (only `--epochs` may extend it).
     """
     from fmtool.engine import distributed, runs
+    from fmtool.engine.graphs import refuse_with_compile
 
+    # Before any other work: choices that cannot be honoured together are one line.
+    refuse_with_compile(options.get("cuda_graph", "off"), options.get("compile", "off"))
+    if recipe_name is None:
+        recipe_name = "paper" if resume else default_recipe_name(kind, device_name)
     if recipe_name not in recipes:
         raise UserError(f"unknown recipe {recipe_name!r}; choose one of {', '.join(recipes)}")
     distributed.init_from_env()
@@ -72,6 +102,7 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
     from fmtool.engine import distributed
     from fmtool.engine.device import describe, precision_name, seed_everything
     from fmtool.engine.feedback import SILENT
+    from fmtool.engine.graphs import use_graph
     from fmtool.engine.trainer import Trainer, TrainingInterrupted
 
     device = start_device(device_name)
@@ -83,11 +114,14 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
     feedback.note(f"recipe {recipe.name}: {recipe.summary()}")
     seed_everything(recipe.seed)
     task = build_task(device)
-    compiled = _compile_choice(options.get("compile", "off"), device)
-    feedback.note(f"precision {precision_name(task.precision)}, compile {'on' if compiled else 'off'}")
+    graphed = use_graph(options.get("cuda_graph", "off"), device, task,
+                        options.get("compile", "off"))
+    compiled = _compile_choice(options.get("compile", "off"), device, graphed)
+    feedback.note(f"precision {precision_name(task.precision)}, compile {'on' if compiled else 'off'}"
+                  + (", CUDA graph on" if graphed else ""))
     # channels_last: measured +7% training on this project's CPU, and what tensor cores want.
     trainer = Trainer(task, recipe, folder, device, options=options, compile=compiled,
-                      channels_last=True, feedback=feedback)
+                      cuda_graph=graphed, channels_last=True, feedback=feedback)
     if world > 1:  # weights are synchronised now; give each rank its own dropout masks
         torch.manual_seed(recipe.seed + distributed.rank())
     try:
@@ -107,23 +141,32 @@ def run_training(kind: str, recipe: "Recipe", options: dict[str, Any], folder: P
 
 
 def selection_summary(history: list[dict[str, Any]], metric: str, mode: str) -> str:
-    """Which epoch best.pt holds and its test numbers; plus the report's measure (best test
-    accuracy over all epochs), labelled, since it peeks at the test set."""
+    """How the run ended, one line each: which epoch best.pt holds and its numbers; for a model
+    with a test accuracy, the final epoch's (nothing selected) and, labelled, the report's own
+    measure: the best test accuracy over the epochs, which chooses the epoch on the test set."""
+    def usable(record: dict[str, Any], key: str) -> bool:
+        value = record.get(key)
+        return isinstance(value, (int, float)) and math.isfinite(value)
+
     # The epochs the Trainer could pick: a finite score from finite weights (see Trainer).
-    scored = [r for r in history if isinstance(r.get(metric), (int, float))
-              and math.isfinite(r[metric]) and not r.get("diverged")]
+    scored = [r for r in history if usable(r, metric) and not r.get("diverged")]
     if not scored:
-        return f"no epoch had a usable {metric} (the loss diverged?); best.pt was not written"
-    pick = max if mode == "max" else min
-    best = pick(scored, key=lambda r: r[metric])
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in best.items()
-                      if k.startswith(("val_", "test_")) and isinstance(v, float))
-    line = f"best.pt: epoch {best['epoch']} (selected by {metric}): {shown}"
-    if metric != "test_acc" and "test_acc" in best:
-        peak = max(history, key=lambda r: r["test_acc"])
-        line += (f"\nthe report's measure, best test_acc over epochs: {peak['test_acc']:.4f} "
-                 f"(epoch {peak['epoch']})")
-    return line
+        lines = [f"no epoch had a usable {metric} (the loss diverged?); best.pt was not written"]
+    else:
+        pick = max if mode == "max" else min
+        best = pick(scored, key=lambda r: r[metric])
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in best.items()
+                          if k.startswith(("val_", "test_")) and isinstance(v, float))
+        on_test = " on the test set, as the report did" if metric.startswith("test_") else ""
+        lines = [f"best.pt: epoch {best['epoch']} (selected by {metric}{on_test}): {shown}"]
+    tested = [r for r in history if usable(r, "test_acc")]
+    if tested:
+        final, peak = history[-1], max(tested, key=lambda r: r["test_acc"])
+        lines += [f"final epoch {final['epoch']}: test_acc {final.get('test_acc', math.nan):.4f} "
+                  "(no selection)",
+                  f"the report's measure, best test_acc over epochs (chosen on the test set, as "
+                  f"the report did): {peak['test_acc']:.4f} (epoch {peak['epoch']})"]
+    return "\n".join(lines)
 
 
 def start_device(device_name: str) -> "torch.device":
@@ -134,6 +177,8 @@ def start_device(device_name: str) -> "torch.device":
     return distributed.local_device(choose_device(device_name))
 
 
-def _compile_choice(choice: str, device: "torch.device") -> bool:
-    """`auto` compiles on CUDA, where it pays back its start-up time; CPU compiles are slow."""
-    return choice == "on" or (choice == "auto" and device.type == "cuda")
+def _compile_choice(choice: str, device: "torch.device", graphed: bool) -> bool:
+    """`auto` compiles on CUDA, where it pays back its start-up time (CPU compiles are slow),
+    unless the step runs as a CUDA graph: the graph already removes the launch overhead that
+    fusing kernels would cut, without a compile of a minute or more per run."""
+    return choice == "on" or (choice == "auto" and device.type == "cuda" and not graphed)

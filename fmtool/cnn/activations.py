@@ -116,7 +116,8 @@ def layer_groups(layers: Sequence[str], features: dict[str, int], count: int,
 def capture(model: FashionCNN, images: torch.Tensor, layers: Sequence[str], image_size: int,
             device: torch.device, batch_size: int = BATCH,
             on_batch=None) -> dict[str, torch.Tensor]:
-    """Flattened outputs of `layers` for uint8 [N,28,28] images: {name: float32 [N, features]}.
+    """Flattened outputs of `layers` for uint8 [N,28,28] images (scaled as the model's variant
+    reads them): {name: float32 [N, features]}.
 
     `on_batch(n)` is called after each batch of n images (for a progress bar).
     """
@@ -129,7 +130,8 @@ def capture(model: FashionCNN, images: torch.Tensor, layers: Sequence[str], imag
         with torch.inference_mode():
             for chunk in chunks(images, batch_size):
                 try:
-                    model(fashion.to_model_input(chunk.to(device, non_blocking=True), image_size))
+                    model(fashion.to_model_input(chunk.to(device, non_blocking=True), image_size,
+                                                 model.input_scaling))
                 except _Done:
                     pass
                 if on_batch is not None:

@@ -1,12 +1,15 @@
 """The CNN's training recipes, held once as plain data: the report's Table 1 and two of ours.
 
-Every CNN-only field defaults to the report's behaviour, so a recipe names only what it changes.
+Every CNN-only field defaults to the report's text (no augmentation, dropout 0.7, the text's
+network) or to our honest selection (5,000 held-out images), so a recipe names only what it
+changes; `paper` names what the report's code did instead (its network, every training image).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from fmtool.choices import Variant
 from fmtool.engine.recipe import AUGMENT_PANEL, MODEL_PANEL, Recipe, knob
 
 
@@ -31,8 +34,13 @@ class CNNRecipe(Recipe):
                                panel=AUGMENT_PANEL, default=0.0)
     photo_strength: float = knob("Scale of the photo jitter's ranges.", min=0.0, max=2.0,
                                  panel=AUGMENT_PANEL, default=1.0)
-    dropout: float = knob("Rate of the CNN's three dropouts.", min=0.0, max=0.95,
-                          panel=AUGMENT_PANEL, default=0.7)
+    dropout: float = knob("Rate of the CNN's dropouts (code: blocks 1 and 2; the last is 0.5).",
+                          min=0.0, max=0.95, panel=AUGMENT_PANEL, default=0.7)
+    variant: str = knob("text: the network the report describes (7 activations, no conv bias, "
+                        "standardised input); code: the author's published one (LeakyReLU after "
+                        "all 9 convolutions, conv bias, 0.5 dropout before the output, input "
+                        "min-max scaled to [0, 1]).", choices=Variant, panel=MODEL_PANEL,
+                        default="text")
     # Width 4 is 155 million weights (2.5 GB to train with Adam); 8 would be 620 million.
     width: float = knob("Scale every layer's channels.", min=0.05, max=4.0, panel=MODEL_PANEL,
                         default=1.0)
@@ -42,6 +50,10 @@ class CNNRecipe(Recipe):
                          panel=MODEL_PANEL, default=5000)
 
 
+# The report's protocol as its code ran it: all 60,000 training images (nothing held out), 100
+# epochs, and the best test accuracy over the epochs (its 93.72% is 9,417 right of 10,000 test
+# images, 94.17%, printed over 10,048). The network is the author's published one (`code`),
+# since the 94.17% was measured on it; `--variant text` trains the network the text describes.
 PAPER = CNNRecipe(
     name="paper",
     epochs=100,
@@ -51,7 +63,10 @@ PAPER = CNNRecipe(
     step_size=10,
     gamma=0.5,
     seed=6,
-    description="the report's Table 1: Adam 5e-4, wd 1e-3, StepLR 10/0.5, 100 epochs, batch 64",
+    val_size=0,
+    variant="code",
+    description="the report's Table 1 and protocol: Adam 5e-4, wd 1e-3, StepLR 10/0.5, 100 "
+                "epochs, batch 64, all 60,000 training images, the author's network (code)",
 )
 
 STRONG = replace(
@@ -73,9 +88,12 @@ STRONG = replace(
     # The augmentations regularise; the report's 0.7 dropout on top of them makes the network
     # underfit (training accuracy stays below validation accuracy).
     dropout=0.3,
-    description="the same CNN, better trained: crop, flip and erasing augmentation, label "
-                "smoothing, one-cycle AdamW, weight EMA, flip TTA, lighter dropout; "
-                "a GPU recipe (60 epochs)",
+    # Ours: the text's network, and the best epoch picked on held-out images, not on the test set.
+    variant="text",
+    val_size=5000,
+    description="the CNN the report's text describes, better trained: crop, flip and erasing "
+                "augmentation, label smoothing, one-cycle AdamW, weight EMA, flip TTA, lighter "
+                "dropout; a GPU recipe (60 epochs)",
 )
 
 # The strong recipe cut down to a CPU's budget: a quarter of the channels, 10 epochs, and only
@@ -107,7 +125,7 @@ BUNDLED = replace(
     ema_decay=0.999,
     photo_jitter=0.3,
     description="the model shipped inside fmtool: the cpu recipe for 30 epochs with light crops, "
-                "erasing, weight EMA and photo jitter (about 45 min on two CPU cores)",
+                "erasing, weight EMA and photo jitter (about 55 min on two CPU cores)",
 )
 
 RECIPES: dict[str, CNNRecipe] = {r.name: r for r in (PAPER, STRONG, CPU, BUNDLED)}

@@ -13,27 +13,32 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fmtool.cnn.inference import predict_logits
+from fmtool.cnn.inference import EVAL_BATCH, predict_logits
 from fmtool.cnn.recipes import CNNRecipe
 from fmtool.data import augment, fashion
 from fmtool.engine import distributed
 from fmtool.engine.batching import epoch_batches, seeded_permutation
 from fmtool.engine.device import autocast
-from fmtool.models.cnn import FashionCNN
+from fmtool.models.cnn import INPUT_SCALING, FashionCNN
+
+# Evaluation batches: on a GPU a few large ones (small ones are launch-bound; 2,500 full-width
+# images need about a gigabyte for their largest activations), on a CPU the usual 500.
+GPU_EVAL_BATCH = 2500
 
 
 def checkpoint_meta(recipe: CNNRecipe, width: float | None = None,
                     data: dict[str, Any] | None = None) -> dict[str, Any]:
     """What a CNN checkpoint carries besides its weights, so it can be used on its own: the
     architecture to rebuild, class names, input normalisation, TTA, the recipe and the data."""
+    scaling = INPUT_SCALING[recipe.variant]
+    statistics = {"mean": fashion.MEAN, "std": fashion.STD} if scaling == "standard" else {}
     return {
         "kind": CNNTask.kind,
         "architecture": {"name": "FashionCNN", "width": recipe.width if width is None else width,
                          "num_classes": len(fashion.CLASSES), "image_size": recipe.image_size,
-                         "in_channels": 1, "dropout": recipe.dropout},
+                         "in_channels": 1, "dropout": recipe.dropout, "variant": recipe.variant},
         "class_names": list(fashion.CLASSES),
-        "normalization": {"mean": fashion.MEAN, "std": fashion.STD,
-                          "source_size": fashion.SOURCE_SIZE},
+        "normalization": {"scaling": scaling, **statistics, "source_size": fashion.SOURCE_SIZE},
         "tta_flip": recipe.tta_flip,
         "recipe": recipe.to_dict(),
         "data": data or {},
@@ -73,6 +78,9 @@ class CNNTask:
 
     kind = "cnn"
     best_mode = "max"
+    # Every full batch's step runs the same kernels on tensors of the same shapes, creates its
+    # tensors on the device and never reads one back: it can be replayed as a CUDA graph.
+    capturable = True
 
     def __post_init__(self) -> None:
         r = self.recipe
@@ -92,7 +100,9 @@ class CNNTask:
         self.test_x, self.test_y = test_x.to(self.device), test_y
         self.best_metric = selection_metric(self.val_size)
         self.model = FashionCNN(num_classes=len(fashion.CLASSES), width=self.width,
-                                image_size=r.image_size, dropout=r.dropout)
+                                image_size=r.image_size, dropout=r.dropout, variant=r.variant)
+        # The Trainer may swap self.model for a compiled or DDP view, which need not say this.
+        self.scaling = self.model.input_scaling
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         return epoch_batches(len(self.train_x), self.recipe.batch_size, self.recipe.seed, epoch)
@@ -104,13 +114,13 @@ class CNNTask:
         if r.flip:
             images = augment.random_flip(images)
         x = augment.photo_jitter(fashion.to_unit(images), r.photo_jitter, r.photo_strength)
-        x = augment.random_erase(fashion.normalise(x, r.image_size), r.erase)
+        x = augment.random_erase(fashion.normalise(x, r.image_size, self.scaling), r.erase)
         y = self.train_y[batch]
         with autocast(self.device, self.precision):
             logits = self.model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
         sums = {"loss": loss.detach() * len(y), "correct": (logits.argmax(1) == y).sum(),
-                "count": torch.tensor(float(len(y)))}
+                "count": torch.full((), float(len(y)), device=y.device)}
         return loss, sums
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
@@ -134,7 +144,8 @@ class CNNTask:
         """Under torchrun each rank scores its share and the sums meet."""
         rank, world = distributed.rank(), distributed.world_size()
         images, labels = images[rank::world], labels[rank::world]
-        logits = predict_logits(model, images, self.recipe.image_size, self.device,
+        batch = GPU_EVAL_BATCH if self.device.type == "cuda" else EVAL_BATCH
+        logits = predict_logits(model, images, self.recipe.image_size, self.device, batch,
                                 dtype=self.precision, tta_flip=self.recipe.tta_flip)
         sums = {"loss": float(F.cross_entropy(logits, labels, reduction="sum")),
                 "correct": float((logits.argmax(1) == labels).sum()), "count": float(len(labels))}

@@ -7,6 +7,11 @@ Resuming gives the same result as an uninterrupted run on the same device becaus
 of randomness is either derived from (seed, epoch) (the order of the batches) or saved in the
 checkpoint (the global RNG that drives dropout and sampling), and an interrupted epoch restarts
 at the exact batch where it stopped.
+
+On a GPU the loop never waits for the device within an epoch: the batches' indices go to the
+device once per epoch, metric sums are added up there and read once at the epoch's end, the
+optimiser step is fused, and with `cuda_graph` each full batch's forward and backward replay as
+one CUDA graph (fmtool.engine.graphs). On the CPU it reads the running metrics as it goes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 from torch import nn
 
-from fmtool.engine import distributed, schedules
+from fmtool.engine import distributed, graphs, schedules
 from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, weights_problem
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.recipe import Recipe
@@ -161,10 +166,15 @@ class Trainer:
     run_dir: Path
     device: torch.device
     options: dict[str, Any] = field(default_factory=dict)  # CLI choices a resume must reuse
-    log_every: int = 20
+    log_every: int = 20  # batches between progress updates
     should_stop: Callable[[], bool] | None = None  # tests use this to simulate Ctrl-C
     channels_last: bool = False
     compile: bool = False
+    cuda_graph: bool = False  # replay each full batch's step as a CUDA graph (engine.graphs)
+    # Whether the progress updates read the running metrics. A read waits for the device to finish
+    # what it was given: free on a CPU, a stall of the GPU's queue there, where the metric sums
+    # stay on the device and are read once per epoch. None: on the CPU only.
+    live_metrics: bool | None = None
     feedback: Feedback = SILENT  # progress bars and one line per epoch
     state: TrainState = field(default_factory=TrainState)
 
@@ -178,7 +188,8 @@ class Trainer:
         self._stepped_view = _compiled(self._eager_view) if self.compile else self._eager_view
         self.task.model = self._stepped_view
         self.main = distributed.is_main()
-        self.optimizer = schedules.make_optimizer(self.model, self.recipe)
+        self.optimizer = schedules.make_optimizer(self.model, self.recipe,
+                                                  fused=schedules.fused_optimizer(self.device))
         steps = len(distributed.shard_batches(list(self.task.batches(0)), self.recipe.batch_size))
         self.scheduler = schedules.make_schedule(self.optimizer, self.recipe, steps)
         self.per_batch_schedule = schedules.steps_per_batch(self.recipe)
@@ -188,6 +199,14 @@ class Trainer:
         fp16 = getattr(self.task, "precision", None) == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=fp16 and self.device.type == "cuda")
+        if self.live_metrics is None:
+            self.live_metrics = self.device.type == "cpu"
+        self._running: dict[str, torch.Tensor] = {}  # this epoch's metric sums, on the device
+        reason = (graphs.why_not_graphed(self.device, self.task, compiled=self.compile)
+                  if self.cuda_graph else None)
+        if reason is not None:
+            raise ValueError(reason)
+        self._graphed = graphs.GraphedStep(self._forward_backward) if self.cuda_graph else None
 
     # -- checkpoints -------------------------------------------------------------------------
     @property
@@ -297,16 +316,21 @@ class Trainer:
             return True
         return value > best if self.task.best_mode == "max" else value < best
 
-    def _accumulate(self, running: dict[str, torch.Tensor], sums: dict[str, torch.Tensor]) -> None:
+    def _accumulate(self, sums: dict[str, torch.Tensor]) -> None:
+        """Adds a batch's sums in place, into tensors that keep their place (a CUDA graph
+        replays its additions into the same ones)."""
         for key, value in sums.items():
             value = value.detach().float()
-            running[key] = running[key] + value if key in running else value
+            if key in self._running:
+                self._running[key].add_(value)
+            else:
+                self._running[key] = value.clone()
 
-    def _flush(self, running: dict[str, torch.Tensor]) -> None:
-        """Moves device-side sums into the state: one host sync per logging interval."""
-        for key, value in running.items():
+    def _flush(self) -> None:
+        """Moves the device-side sums into the state (a host sync) and sets them back to zero."""
+        for key, value in self._running.items():
             self.state.sums[key] = self.state.sums.get(key, 0.0) + float(value)
-        running.clear()
+            value.zero_()
 
     def fit(self) -> list[dict[str, Any]]:
         """Trains to recipe.epochs; returns the history. Raises TrainingInterrupted on Ctrl-C.
@@ -344,42 +368,60 @@ class Trainer:
         flag = getattr(self, "_flag", None)
         return TrainingInterrupted(self.run_dir, flag.signal if flag is not None else signal.SIGINT)
 
-    def train_step(self, batch: Any) -> dict[str, torch.Tensor]:
-        """One optimiser step on one batch; returns the batch's metric sums (still on device)."""
+    def train_step(self, batch: Any) -> None:
+        """One optimiser step on one batch; its metric sums are added up on the device."""
+        full = len(batch) == self.recipe.batch_size
         # A compiled model is specialised to the full batch size; an epoch's ragged last batch
         # steps eagerly on the same weights instead of paying for a second, dynamic compile.
-        ragged = self.compile and len(batch) != self.recipe.batch_size
-        self.task.model = self._eager_view if ragged else self._stepped_view
-        loss, sums = self.task.step(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        self.task.model = self._stepped_view if full or not self.compile else self._eager_view
+        if self._graphed is not None and full:
+            self._graphed(batch.to(self.device, non_blocking=True))  # the graph reads the device
+        else:
+            self._forward_backward(batch)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.per_batch_schedule:
             self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return sums
+
+    def _forward_backward(self, batch: Any) -> None:
+        """The batch's loss, gradients and metric sums, with no value read on the host (so that
+        it can be captured as a CUDA graph)."""
+        loss, sums = self.task.step(batch)
+        # A captured graph writes the gradients into tensors of its own on every replay; an eager
+        # step after the capture (a ragged batch) zeroes those in place instead of dropping them.
+        captured = self._graphed is not None and self._graphed.graph is not None
+        self.optimizer.zero_grad(set_to_none=not captured)
+        self.scaler.scale(loss).backward()
+        self._accumulate(sums)
+
+    def _on_device(self, batches: list[Any]) -> list[Any]:
+        """The epoch's index batches copied to the device at once, not one small copy per step
+        (each from the host's pageable memory)."""
+        if self.device.type == "cpu" or not batches:
+            return batches
+        return list(torch.cat(batches).to(self.device).split([len(b) for b in batches]))
 
     def _train_epoch(self, bars: Any, stop: Callable[[], bool]) -> None:
         s = self.state
-        batches = distributed.shard_batches(list(self.task.batches(s.epoch)), self.recipe.batch_size)
+        batches = self._on_device(distributed.shard_batches(list(self.task.batches(s.epoch)),
+                                                            self.recipe.batch_size))
         bar = bars.add_task(f"epoch {s.epoch + 1}", total=len(batches), completed=s.step,
                             status="")
         self.model.train()
-        running: dict[str, torch.Tensor] = {}
-        start, seen = time.perf_counter(), 0.0
+        start, seen = time.perf_counter(), 0
         for index in range(s.step, len(batches)):
-            self._accumulate(running, self.train_step(batches[index]))
+            self.train_step(batches[index])
+            seen += len(batches[index])
             s.step = index + 1
             interrupted = stop()
             if s.step % self.log_every == 0 or s.step == len(batches) or interrupted:
-                before = s.sums.get("count", 0.0)
-                self._flush(running)
-                seen += s.sums.get("count", 0.0) - before
+                if self.live_metrics or s.step == len(batches) or interrupted:
+                    self._flush()
                 rate = seen / max(time.perf_counter() - start, 1e-9)
-                bars.update(bar, completed=s.step,
-                            status=f"{self.task.status(s.sums)}  {rate:,.0f} img/s")
+                running = f"{self.task.status(s.sums)}  " if s.sums else ""
+                bars.update(bar, completed=s.step, status=f"{running}{rate:,.0f} img/s")
             if interrupted and s.step < len(batches):
                 s.elapsed += time.perf_counter() - start
                 self._save_last()
