@@ -7,7 +7,7 @@
 # The subcommands of a command ("" is fmtool itself).
 _fmtool_subcommands() {
     case "$1" in
-        '') echo info eval classify project reconstruct fuse train ;;
+        '') echo info eval classify project reconstruct fuse report train ;;
         'train') echo cnn vae ;;
     esac
 }
@@ -21,9 +21,10 @@ _fmtool_options() {
         'classify') echo --checkpoint --top-k -k --invert --save-input --json --device --help -h ;;
         'project') echo --layer -l --method --per-class --seed --thumbnails --no-thumbnails --out -o --checkpoint --force --list-layers --json --device --data-dir --help -h ;;
         'reconstruct') echo --out -o --checkpoint --recursive -r --sample --seed --force --json --device --help -h ;;
-        'fuse') echo --steps --method --out -o --group-a --group-b --strength --group-limit --data-dir --checkpoint --force --json --device --help -h ;;
+        'fuse') echo --steps --method --out -o --group-a --group-b --strength --group-limit --pairs --data-dir --checkpoint --force --json --device --help -h ;;
+        'report') echo --cnn --vae --out -o --format --seed --pairs --data-dir --faces-dir --force --json --device --help -h ;;
         'train') echo --help -h ;;
-        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --width --val-size --limit --test-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
+        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --variant --width --val-size --limit --test-limit --device --precision --compile --cuda-graph --data-dir --name --resume --no-resume --help -h ;;
         'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
     esac
 }
@@ -66,9 +67,20 @@ _fmtool_option_value() {
         'fuse --group-b') echo '@file' ;;
         'fuse --strength') echo '@text' ;;
         'fuse --group-limit') echo '@text' ;;
+        'fuse --pairs') echo '@file' ;;
         'fuse --data-dir') echo '@dir' ;;
         'fuse --checkpoint') echo '@file' ;;
         'fuse --device') echo 'auto cpu cuda mps' ;;
+        'report --cnn') echo '@file' ;;
+        'report --vae') echo '@file' ;;
+        'report --out') echo '@dir' ;;
+        'report -o') echo '@dir' ;;
+        'report --format') echo 'png svg pdf' ;;
+        'report --seed') echo '@text' ;;
+        'report --pairs') echo '@file' ;;
+        'report --data-dir') echo '@dir' ;;
+        'report --faces-dir') echo '@dir' ;;
+        'report --device') echo 'auto cpu cuda mps' ;;
         'train cnn --recipe') echo '@text' ;;
         'train cnn --epochs') echo '@text' ;;
         'train cnn --batch-size') echo '@text' ;;
@@ -87,6 +99,7 @@ _fmtool_option_value() {
         'train cnn --photo-jitter') echo '@text' ;;
         'train cnn --photo-strength') echo '@text' ;;
         'train cnn --dropout') echo '@text' ;;
+        'train cnn --variant') echo 'text code' ;;
         'train cnn --width') echo '@text' ;;
         'train cnn --val-size') echo '@text' ;;
         'train cnn --limit') echo '@text' ;;
@@ -94,6 +107,7 @@ _fmtool_option_value() {
         'train cnn --device') echo 'auto cpu cuda mps' ;;
         'train cnn --precision') echo 'auto fp32 bf16 fp16' ;;
         'train cnn --compile') echo 'auto on off' ;;
+        'train cnn --cuda-graph') echo 'auto on off' ;;
         'train cnn --data-dir') echo '@dir' ;;
         'train cnn --name') echo '@text' ;;
         'train vae --recipe') echo '@text' ;;

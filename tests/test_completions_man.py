@@ -69,7 +69,7 @@ def test_check_mode_names_stale_files(tmp_path: Path, capsys):
 
 def test_tree_holds_every_command(tree):
     assert set(_commands(tree)) == {"", "info", "eval", "classify", "project", "reconstruct",
-                                    "fuse", "train", "train cnn", "train vae"}
+                                    "fuse", "report", "train", "train cnn", "train vae"}
     device = next(o for o in _commands(tree)["train cnn"].options if o.names == ("--device",))
     assert device.choices == ("auto", "cpu", "cuda", "mps")
 
@@ -156,7 +156,7 @@ while zpty -r z line; do print -r -- $line; done
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 @pytest.mark.parametrize("line, expected", [
-    ("fmtool ", {"info", "eval", "classify", "project", "reconstruct", "fuse", "train"}),
+    ("fmtool ", {"info", "eval", "classify", "project", "reconstruct", "fuse", "report", "train"}),
     ("fmtool train ", {"cnn", "vae"}),
     ("fmtool train cnn --dev", {"--device"}),
     ("fmtool train cnn --device ", {"auto", "cpu", "cuda", "mps"}),
@@ -177,7 +177,7 @@ def test_zsh_completes(line: str, expected: set[str], tmp_path: Path):
 def test_fish_completes(tmp_path: Path):
     (tmp_path / "shelf").mkdir()
     cases = {
-        "fmtool ": {"info", "eval", "classify", "project", "reconstruct", "fuse", "train"},
+        "fmtool ": {"info", "eval", "classify", "project", "reconstruct", "fuse", "report", "train"},
         "fmtool train ": {"cnn", "vae"},
         "fmtool train cnn --dev": {"--device"},
         "fmtool train cnn --device ": {"auto", "cpu", "cuda", "mps"},
@@ -270,7 +270,7 @@ def test_man_page_says_which_epoch_best_pt_keeps(page, tiny_fashion: Path):
     held-out training images: the words must name the metric each training task selects on."""
     import torch
 
-    from fmtool.cnn.recipes import PAPER
+    from fmtool.cnn.recipes import RECIPES
     from fmtool.cnn.task import CNNTask
     from fmtool.data.fashion import load_from_dir
     from fmtool.vae.task import VAETask
@@ -283,8 +283,8 @@ def test_man_page_says_which_epoch_best_pt_keeps(page, tiny_fashion: Path):
         return f"{modes[task.best_mode]} {metrics[task.best_metric]}"
 
     data, cpu = load_from_dir(tiny_fashion), torch.device("cpu")
-    default = CNNTask(data, PAPER, cpu, width=0.05)  # train cnn's default recipe
-    on_test = CNNTask(data, PAPER.with_overrides(val_size=0), cpu, width=0.05)
+    default = CNNTask(data, RECIPES["cpu"], cpu, width=0.05)  # the default recipe on a CPU
+    on_test = CNNTask(data, RECIPES["paper"], cpu, width=0.05)  # the report's protocol
     entry = _man_entries(page, "FILES")["last.pt, best.pt"]
     assert "CNN" in entry and "VAE" in entry and "--val-size 0" in entry, entry
     cnn, vae = entry.split("CNN", 1)[1].split("VAE", 1)

@@ -46,7 +46,7 @@ from tests.vae_helpers import make_vae_checkpoint, write_faces
 
 runner = CliRunner()
 WIDTH = 0.0625
-TINY_CNN = ["--width", str(WIDTH), "--batch-size", "16", "--precision", "fp32", "--device", "cpu",
+TINY_CNN = ["--recipe", "paper", "--width", str(WIDTH), "--batch-size", "16", "--precision", "fp32", "--device", "cpu",
             "--val-size", "0"]
 
 
@@ -66,7 +66,9 @@ def _final_error(result: Any) -> str:
 # == 4. checkpoint metadata and weights =========================================================
 
 def _cnn_meta() -> dict[str, Any]:
-    return {**checkpoint_meta(CNN_PAPER, width=WIDTH), "options": {}, "epoch": 1, "metrics": {}}
+    """The text network's metadata: its standardised input has a mean and std to damage."""
+    recipe = CNN_PAPER.with_overrides(variant="text")
+    return {**checkpoint_meta(recipe, width=WIDTH), "options": {}, "epoch": 1, "metrics": {}}
 
 
 def _cnn_weights() -> dict[str, torch.Tensor]:
@@ -127,6 +129,8 @@ CNN_META_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "dropout 1.5": (_set("architecture.dropout", 1.5), "dropout"),
     "three input channels": (_set("architecture.in_channels", 3), "channel"),
     "another architecture": (_set("architecture.name", "ResNet"), "not FashionCNN"),
+    "an unknown variant": (_set("architecture.variant", "paper"), "variant"),
+    "code network read standardised": (_set("architecture.variant", "code"), "scaled 'standard'"),
     "std zero": (_set("normalization.std", 0.0), "std"),
     "other normalisation": (_set("normalization.mean", 0.5), "normalised"),
     "source size 64": (_set("normalization.source_size", 64), "64 px"),
@@ -198,9 +202,10 @@ def test_classify_refuses_a_cnn_checkpoint_with_wrong_metadata_or_weights(
 def test_the_schema_accepts_what_training_writes_and_older_optional_keys(tmp_path: Path,
                                                                           shoe: Path):
     for name, change in {"as written": None,
-                         "no width, dropout, tta_flip, normalization": lambda m: [
+                         "no width, dropout, variant, tta_flip, normalization": lambda m: [
                              m["architecture"].pop("width"), m["architecture"].pop("dropout"),
-                             m.pop("tta_flip"), m.pop("normalization")]}.items():
+                             m["architecture"].pop("variant"), m.pop("tta_flip"),
+                             m.pop("normalization")]}.items():
         path = _write_cnn(tmp_path / "ok.pt", meta_change=change)
         if change is not None:  # the model then is the default width: write its weights
             meta = _cnn_meta()
@@ -254,6 +259,11 @@ VAE_META_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "image size 4096": (_set("architecture.image_size", 4096), "image_size"),
     "no architecture": (_drop("architecture"), "lacks architecture"),
     "epoch is a list": (_set("epoch", [1]), "epoch"),
+    # report --vae splits the faces again with the recipe's share: text there was a TypeError
+    "recipe's val_fraction is text": (_set("recipe.val_fraction", "lots"), "recipe.val_fraction"),
+    "recipe's val_fraction 1.5": (_set("recipe.val_fraction", 1.5), "recipe.val_fraction"),
+    "recipe's batch size fractional": (_set("recipe.batch_size", 6.5), "recipe.batch_size"),
+    "held-out faces negative": (_set("data.val_images", -3), "data.val_images"),
 }
 
 

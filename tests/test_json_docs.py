@@ -102,6 +102,7 @@ def world(tmp_path_factory) -> dict:
     Image.new("L", (40, 30), 200).save(root / "boot.png")
     (root / "broken.png").write_bytes(b"")
     write_faces(root / "faces", people=2, per_person=2, size=64)
+    (root / "pairs.txt").write_text("Person_0_0001.jpg Person_1_0002.jpg\n")
     yield {"root": root, "env": env, "data": str(data), "vae": str(make_vae_checkpoint(root / "vae.pt"))}
     torch.set_num_threads(threads)
 
@@ -131,6 +132,13 @@ RUNS: dict[str, Callable[[dict], list[str]]] = {
         str(w["root"] / "faces" / "Person_0"), "--group-b", str(w["root"] / "faces" / "Person_1"),
         "--strength", "1.5", "--checkpoint", w["vae"], "--steps", "3",
         "--out", str(w["root"] / "attribute.png"), "--force", "--device", "cpu"],
+    "fmtool fuse --pairs young_old.txt --json": lambda w: [
+        "fuse", "--pairs", str(w["root"] / "pairs.txt"), "--data-dir", str(w["root"] / "faces"),
+        "--checkpoint", w["vae"], "--steps", "3", "--out", str(w["root"] / "pairs.png"), "--force",
+        "--device", "cpu"],
+    "fmtool report --json": lambda w: [
+        "report", "--vae", w["vae"], "--data-dir", w["data"], "--faces-dir", str(w["root"] / "faces"),
+        "--out", str(w["root"] / "study"), "--force", "--device", "cpu"],
 }
 
 

@@ -1,6 +1,6 @@
 """The layout is the architecture: each folder may import only the layers beneath it.
 
-    cli  ->  cnn, vae  ->  models, data, metrics, engine  ->  errors, choices
+    cli  ->  report  ->  cnn, vae  ->  models, data, metrics, engine  ->  errors, choices
 
 The rules are read from the source (every import, also those inside functions), so a module that
 breaks one fails here even if no test ever runs it. `layer_violations` is the checker;
@@ -24,7 +24,8 @@ ALLOWED = {
     "metrics": {"engine"},
     "cnn": {"engine", "models", "data", "metrics"},
     "vae": {"engine", "models", "data", "metrics"},
-    "cli": {"engine", "models", "data", "metrics", "cnn", "vae"},
+    "report": {"engine", "models", "data", "metrics", "cnn", "vae"},
+    "cli": {"engine", "models", "data", "metrics", "cnn", "vae", "report"},
 }
 TERMINAL_LIBRARIES = {"typer", "click", "rich"}  # only cli/ talks to the terminal
 
@@ -125,6 +126,10 @@ VIOLATIONS = {
     "engine/imports_vae_module.py": ("from fmtool import vae\n",
                                      "engine/ must not import fmtool.vae"),
     "cnn/knows_typer.py": ("import typer\n", "cnn/ must not import typer"),
+    "vae/builds_the_report.py": ("from fmtool.report import study\n",
+                                 "vae/ must not import fmtool.report"),
+    "report/asks_the_cli.py": ("from fmtool.cli.output import TERMINAL\n",
+                               "report/ must not import fmtool.cli.output"),
 }
 
 

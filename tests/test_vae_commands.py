@@ -23,7 +23,7 @@ from fmtool.vae.task import VAETask
 from tests.vae_helpers import face_image, make_vae_checkpoint, write_faces
 
 CPU = torch.device("cpu")
-TINY = ["--image-size", "32", "--latent-dim", "16", "--batch-size", "8", "--device", "cpu"]
+TINY = ["--recipe", "paper", "--image-size", "32", "--latent-dim", "16", "--batch-size", "8", "--device", "cpu"]
 
 
 def run(*args: str):

@@ -43,12 +43,14 @@ def write_faces(folder: Path, people: int = 8, per_person: int = 5, size: int = 
     return written
 
 
-def make_vae_checkpoint(path: Path, image_size: int = 32, latent_dim: int = 8, seed: int = 0) -> Path:
+def make_vae_checkpoint(path: Path, image_size: int = 32, latent_dim: int = 8, seed: int = 0,
+                        data: dict | None = None) -> Path:
     """An untrained VAE saved as `train vae` saves one (enough for reconstruct and fuse): the
-    task's metadata, plus what the Trainer adds (options, epoch, metrics)."""
+    task's metadata (`data`: what it records of its faces, as `FaceSplits.info`), plus what the
+    Trainer adds (options, epoch, metrics)."""
     torch.manual_seed(seed)
     model = FaceVAE(image_size=image_size, latent_dim=latent_dim)
     recipe = PAPER.with_overrides(image_size=image_size, latent_dim=latent_dim)
-    meta = {**checkpoint_meta(recipe, {}), "options": {}, "epoch": 0, "metrics": {}}
+    meta = {**checkpoint_meta(recipe, data or {}), "options": {}, "epoch": 0, "metrics": {}}
     save_checkpoint(path, Checkpoint(meta, model.state_dict()))
     return path

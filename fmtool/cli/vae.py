@@ -41,7 +41,7 @@ VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
 
 @recipe_options(recipes.VAERecipe, recipes.PAPER)
 def train_vae(
-    recipe: Annotated[str, typer.Option(help="Starting recipe: paper = the report's Table 3.")] = "paper",
+    recipe: Annotated[Optional[str], typer.Option(help="paper (the report's Table 3, 224 px) or cpu (64 px, about an hour on two cores); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N training faces.", min=2)] = None,
     val_limit: Annotated[Optional[int], typer.Option(help="Validate each epoch on N held-out faces only.", min=1)] = None,
     device: DeviceOpt = "auto",
@@ -67,7 +67,7 @@ def train_vae(
                "compile": str(compile),
                "data_dir": str(data_dir.resolve()) if data_dir is not None else None}
     folder, chosen, options = choose_recipe("vae", recipes.RECIPES, recipe, name, resume,
-                                            overrides, options)
+                                            overrides, options, str(device))
 
     def build_task(device: Any) -> Any:
         from fmtool.data.faces import load_face_splits
@@ -134,7 +134,8 @@ def fuse(
     group_b: Annotated[Optional[Path], typer.Option("--group-b", help="Like --group-a; the direction goes from A to B.")] = None,
     strength: Annotated[float, number_option(Bounds(float, -MAX_STRENGTH, MAX_STRENGTH), "strength", "With one face and two groups: add up to STRENGTH x (mean B - mean A); negative goes towards A.")] = 1.0,
     group_limit: Annotated[int, typer.Option(help="Average at most N faces per group (seeded subset).", min=1)] = 256,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the names in a list file are looked up (else $FMTOOL_FACES_DIR, else the list's folder).", file_okay=False)] = None,
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Text file of pairs, `A.jpg B.jpg` per line (names looked up as in a list file): one strip per pair, stacked in one image, without frames.", dir_okay=False)] = None,
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Where the names in a list or pairs file are looked up (else $FMTOOL_FACES_DIR, else the file's folder).", file_okay=False)] = None,
     checkpoint: VaeCheckpointOpt = None,
     force: ForceOpt = False,
     json_out: JsonOpt = False,
@@ -145,6 +146,8 @@ def fuse(
     fuse A.jpg B.jpg decodes (1-a)*z_A + a*z_B for --steps values of a from 0 to 1 (z = the encoder's mean, so the ends are A's and B's reconstructions) and writes one strip (A, the frames, B) and each frame.
 
     fuse --group-a F.txt --group-b M.txt walks between the mean codes of two groups; fuse FACE.jpg --group-a F.txt --group-b M.txt --strength 1.5 adds the attribute vector (mean B - mean A) to one face, from 0 to STRENGTH.
+
+    fuse --pairs young_old.txt blends each pair of the file (a line `A.jpg B.jpg`, # starts a comment) and stacks the strips, one row per pair, in one image: the report's figures of several fusions.
     """
     from fmtool.engine.device import choose_device
     from fmtool.vae import fuse as fusing
@@ -152,17 +155,30 @@ def fuse(
 
     images = images or []
     groups = group_a is not None and group_b is not None
+    if pairs is not None and (images or group_a is not None or group_b is not None):
+        raise UserError("--pairs names every face itself; give no faces and no groups with it")
     if (group_a is None) != (group_b is None):
         raise UserError("give both --group-a and --group-b (the attribute goes from A to B)")
-    if not groups and len(images) != 2:
+    if pairs is None and not groups and len(images) != 2:
         raise UserError("give two faces (fuse A.jpg B.jpg), or --group-a and --group-b "
                         "(with one face or none)")
     if groups and len(images) > 1:
         raise UserError("with --group-a/--group-b give one face (to move along the attribute) "
                         "or none (to walk between the groups)")
-    fusing.check_output(out, steps, force)  # before any work
+    fusing.check_output(out, 0 if pairs else steps, force)  # before any work
     chosen = choose_device(str(device))
     model, meta = load_vae(checkpoint_to_use(checkpoint, "vae"), chosen)
+    if pairs is not None:
+        fusions = [fusing.fuse_pair(model, meta, a, b, steps, method.value, chosen)
+                   for a, b in fusing.read_pairs(pairs, data_dir, output.TERMINAL)]
+        report = fusing.write_pairs(fusions, out, force)
+        if json_out:
+            output.print_json(report)
+        else:
+            values = " ".join(f"{a:.2f}" for a in report["alphas"])
+            output.stdout.print(f"{output.escape(report['strip'])}  ({len(fusions)} pairs, one "
+                                f"row each, a = {values})")
+        return
     if not groups:
         fusion = fusing.fuse_pair(model, meta, images[0], images[1], steps, method.value, chosen)
     elif images:

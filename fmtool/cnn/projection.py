@@ -162,8 +162,8 @@ def project_test_images(model: Any, meta: dict[str, Any], checkpoint: Path, laye
     _check_per_class(per_class, data.test_labels, names)
     indices = sample_per_class(data.test_labels, per_class, seed, len(names))
     images, labels = data.test_images[indices], data.test_labels[indices]
-    projections = _project_layers(model, meta, images, labels, layers, method, seed, device,
-                                  feedback)
+    projections = project_layers(model, meta, images, labels, layers, method, seed, device,
+                                 feedback)
     np_labels = labels.numpy()
     with all_or_nothing(out.parent, "choose another place with {}", Option("out")):
         figure = projection_plots.draw(projections, np_labels, names, method, out,
@@ -183,20 +183,25 @@ def project_test_images(model: Any, meta: dict[str, Any], checkpoint: Path, laye
     }
 
 
+def largest_class(labels: Any, classes: int) -> int:
+    """How many images the largest of the first `classes` classes holds."""
+    import torch
+
+    return max(torch.bincount(labels, minlength=classes)[:classes].tolist(), default=0)
+
+
 def _check_per_class(per_class: int, labels: Any, names: Sequence[str]) -> None:
     """`per_class` must be a number some class of the test set can give, else it would be
     reported but never used (a class with fewer images gives all it has: see `points`)."""
-    import torch
-
-    most = max(torch.bincount(labels, minlength=len(names))[:len(names)].tolist(), default=0)
+    most = largest_class(labels, len(names))
     if per_class > most:
         raise UserError("{} must be at most {} for this test set (its largest class has {} "
                         "images), got {}", Option("per_class"), most, most, per_class)
 
 
-def _project_layers(model: Any, meta: dict[str, Any], images: Any, labels: Any,
-                    layers: list[str], method: str, seed: int, device: Any,
-                    feedback: Feedback) -> list[Projection]:
+def project_layers(model: Any, meta: dict[str, Any], images: Any, labels: Any,
+                   layers: list[str], method: str, seed: int, device: Any,
+                   feedback: Feedback = SILENT) -> list[Projection]:
     """Captures the layers in memory-sized groups (one forward pass each) and projects each."""
     from math import prod
 

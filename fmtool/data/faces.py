@@ -189,9 +189,10 @@ def decode_faces(files: Sequence[Path], size: int, crop: Sequence[int] = CROP,
     return out, ok, [(files[i], errors[i]) for i in sorted(errors)]
 
 
-def _cache_path(root: Path, files: Sequence[Path], size: int) -> Path:
+def _cache_path(root: Path, files: Sequence[Path], size: int,
+                crop: Sequence[int] = CROP) -> Path:
     digest = hashlib.sha256()
-    digest.update(f"{CACHE_VERSION}|{root.resolve()}|{size}|{CROP}|{RESAMPLE}".encode())
+    digest.update(f"{CACHE_VERSION}|{root.resolve()}|{size}|{tuple(crop)}|{RESAMPLE}".encode())
     for path in files:
         stat = path.stat()
         digest.update(f"|{path.relative_to(root).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -199,10 +200,10 @@ def _cache_path(root: Path, files: Sequence[Path], size: int) -> Path:
     return cache_dir() / "faces" / f"{safe}-{size}px-{digest.hexdigest()[:16]}.pt"
 
 
-def cached_faces(root: Path, files: Sequence[Path], size: int,
-                 feedback: Feedback = SILENT) -> tuple[torch.Tensor, list[bool], list[tuple[Path, str]]]:
+def cached_faces(root: Path, files: Sequence[Path], size: int, feedback: Feedback = SILENT,
+                 crop: Sequence[int] = CROP) -> tuple[torch.Tensor, list[bool], list[tuple[Path, str]]]:
     """`decode_faces` through a cache file; decoding happens only the first time."""
-    path = _cache_path(root, files, size)
+    path = _cache_path(root, files, size, crop)
     if path.is_file():
         try:
             saved = torch.load(path, weights_only=True)
@@ -212,7 +213,7 @@ def cached_faces(root: Path, files: Sequence[Path], size: int,
                 return saved["images"], ok, failed
         except Exception:  # a damaged cache is rebuilt, never fatal
             pass
-    images, ok, failed = decode_faces(files, size, feedback=feedback)
+    images, ok, failed = decode_faces(files, size, crop, feedback=feedback)
     payload = {"images": images, "ok": ok,
                "failed": [[p.relative_to(root).as_posix(), reason] for p, reason in failed]}
     try:
@@ -223,8 +224,10 @@ def cached_faces(root: Path, files: Sequence[Path], size: int,
     return images, ok, failed
 
 
-def download_lfw(root: Path, feedback: Feedback = SILENT, fetch: Callable[[Path], None] | None = None) -> Path:
-    """LFW (funneled) fetched once through scikit-learn into `root`; returns the image folder."""
+def download_lfw(root: Path, feedback: Feedback = SILENT, fetch: Callable[[Path], None] | None = None,
+                 option: str = "data_dir") -> Path:
+    """LFW (funneled) fetched once through scikit-learn into `root`; returns the image folder.
+    `option` names the parameter that gives a local copy instead (in the error messages)."""
     folder = root / "lfw_home" / "lfw_funneled"
     if folder.is_dir() and any(folder.iterdir()):
         return folder
@@ -234,11 +237,11 @@ def download_lfw(root: Path, feedback: Feedback = SILENT, fetch: Callable[[Path]
     except Exception as exc:  # URLError, socket errors, checksum mismatch ...
         raise UserError(
             "could not download LFW ({}: {}); check the network, or pass {} DIR (or set {}) to a "
-            "folder of face images", type(exc).__name__, str(exc)[:120], Option("data_dir"), ENV_DIR
+            "folder of face images", type(exc).__name__, str(exc)[:120], Option(option), ENV_DIR
         ) from exc
     if not folder.is_dir():
         raise UserError("the LFW download did not produce {}; delete {} and try again, or pass "
-                        "{} DIR", folder, root / "lfw_home", Option("data_dir"))
+                        "{} DIR", folder, root / "lfw_home", Option(option))
     return folder
 
 
@@ -254,12 +257,14 @@ def _fetch_with_sklearn(root: Path) -> None:
             raise
 
 
-def resolve_faces_dir(data_dir: Path | None, feedback: Feedback = SILENT) -> Path:
-    """`--data-dir`, else $FMTOOL_FACES_DIR, else LFW downloaded into the cache."""
+def resolve_faces_dir(data_dir: Path | None, feedback: Feedback = SILENT,
+                      option: str = "data_dir") -> Path:
+    """`--data-dir` (or the parameter `option` names), else $FMTOOL_FACES_DIR, else LFW
+    downloaded into the cache."""
     if data_dir is None and os.environ.get(ENV_DIR):
         data_dir = Path(os.environ[ENV_DIR]).expanduser()
     if data_dir is None:
-        return download_lfw(datasets_dir(), feedback)
+        return download_lfw(datasets_dir(), feedback, option=option)
     if not data_dir.is_dir():
         raise UserError(f"faces folder {data_dir} does not exist")
     return data_dir
@@ -311,3 +316,37 @@ def load_face_splits(data_dir: Path | None, image_size: int, val_fraction: float
         val_people=len({persons[i] for i in kept[n_train:]}),
         source=root, skipped=failed,
     )
+
+
+@dataclass
+class HeldOutFaces:
+    """The validation people of `load_face_splits`' split of a folder (the same people), decoded:
+    what a trained model is measured on."""
+
+    root: Path
+    files: list[Path]  # the readable held-out images, in the folder's order
+    persons: list[str]  # each file's person
+    images: torch.Tensor  # uint8 [len(files), 3, S, S]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def people(self) -> int:
+        return len(set(self.persons))
+
+
+def held_out_faces(data_dir: Path | None, image_size: int, val_fraction: float,
+                   feedback: Feedback = SILENT, crop: Sequence[int] = CROP,
+                   option: str = "data_dir") -> HeldOutFaces:
+    """The held-out faces of the folder (`resolve_faces_dir`; `option` names the parameter in
+    its messages), decoded through the cache without the training faces."""
+    root = resolve_faces_dir(data_dir, feedback, option=option)
+    files = list_images(root)
+    if not files:
+        raise UserError("no face images found in {}; give a folder of faces with {}", root,
+                        Option(option))
+    persons = [person_of(f, root) for f in files]
+    _, val_index = split_by_person(persons, val_fraction)
+    images, ok, failed = cached_faces(root, [files[i] for i in val_index], image_size, feedback,
+                                      crop)
+    kept = [i for i, good in zip(val_index, ok) if good]
+    return HeldOutFaces(root, [files[i] for i in kept], [persons[i] for i in kept], images, failed)

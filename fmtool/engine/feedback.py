@@ -59,3 +59,48 @@ class Silent:
 
 
 SILENT: Feedback = Silent()
+
+
+class _JoinedBars:
+    """Bars added to another display, remembered so that they can leave with the work."""
+
+    def __init__(self, bars: ProgressBars) -> None:
+        self._bars = bars
+        self.tasks: list[Any] = []
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0,
+                 **fields: Any) -> Any:
+        task = self._bars.add_task(description, total=total, completed=completed, **fields)
+        self.tasks.append(task)
+        return task
+
+    def update(self, task: Any, **changes: Any) -> None:
+        self._bars.update(task, **changes)
+
+    def advance(self, task: Any, advance: float = 1) -> None:
+        self._bars.advance(task, advance)
+
+    def remove_task(self, task: Any) -> None:
+        self.tasks.remove(task)
+        self._bars.remove_task(task)
+
+
+class Within:
+    """Feedback for one step of a longer job that already shows its own bars: a terminal shows
+    one live display at a time, so the step's bars join the job's and leave when the step ends."""
+
+    def __init__(self, feedback: Feedback, bars: ProgressBars) -> None:
+        self._feedback = feedback
+        self._bars = bars
+
+    def note(self, text: str) -> None:
+        self._feedback.note(text)
+
+    @contextlib.contextmanager
+    def progress(self, transient: bool = False) -> Iterator[ProgressBars]:
+        joined = _JoinedBars(self._bars)
+        try:
+            yield joined
+        finally:
+            for task in list(joined.tasks):
+                joined.remove_task(task)

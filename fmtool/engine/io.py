@@ -210,7 +210,13 @@ def all_or_nothing(root: Path | None = None, advice: str = DEFAULT_ADVICE,
     block created are removed again when empty. With `root`, writing through a symbolic link in a
     folder below `root` is refused (the link would put the file outside it). `advice` (with its
     placeholder `values`) ends the message of a write that failed in the block.
+
+    Inside another block it joins that one: its files appear when the outer block ends, so a
+    job made of several commands' outputs (`fmtool report`) is all or nothing as a whole.
     """
+    if _STAGING.get() is not None:
+        yield
+        return
     staging = _Staging(root, advice, values)
     token = _STAGING.set(staging)
     try:

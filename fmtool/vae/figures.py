@@ -29,13 +29,24 @@ def save_grid(images: torch.Tensor, path: Path, columns: int) -> Path:
 
 
 def side_by_side(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> torch.Tensor:
-    """The report's Figure 9: a grid of originals, a white gap, the same grid reconstructed."""
+    """`reconstruct`'s Figure 9: a grid of originals, a white gap, the same grid reconstructed."""
+    return _two_grids(originals, reconstructions, columns, dim=2)
+
+
+def above_below(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> torch.Tensor:
+    """Figure 9 as the report prints it: a grid of originals above the same grid reconstructed."""
+    return _two_grids(originals, reconstructions, columns, dim=1)
+
+
+def _two_grids(first: torch.Tensor, second: torch.Tensor, columns: int, dim: int) -> torch.Tensor:
+    """Two grids joined along `dim` (1: one above the other, 2: side by side) by a white gap."""
     from torchvision.utils import make_grid
 
-    left = make_grid(originals, nrow=columns, padding=2, pad_value=1.0)
-    right = make_grid(reconstructions, nrow=columns, padding=2, pad_value=1.0)
-    gap = torch.ones(3, left.shape[1], max(4, originals.shape[-1] // 4))
-    return torch.cat([left, gap, right], dim=2)
+    a = make_grid(first, nrow=columns, padding=2, pad_value=1.0)
+    b = make_grid(second, nrow=columns, padding=2, pad_value=1.0)
+    gap_shape = list(a.shape)
+    gap_shape[dim] = max(4, first.shape[-1] // 4)
+    return torch.cat([a, torch.ones(gap_shape), b], dim=dim)
 
 
 def alternating(originals: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """`fmtool fuse`: blend faces by walking between latent codes (the report's Figures 11 and 12).
 
-Three uses, one output (a strip image and its frames):
+Three uses, one output (a strip image and its frames), and a fourth, `--pairs FILE`, that
+stacks the strips of many pairs into one image (no frames):
 - two faces A and B: decode (1 - a) * z_A + a * z_B for `steps` values of a from 0 to 1, where
   z is the encoder's mean (mu), so a = 0 and a = 1 are exactly A's and B's reconstructions;
 - two groups (`--group-a`, `--group-b`, each a folder of images or a text file of image names):
@@ -107,6 +108,52 @@ def _faces_index(root: Path) -> dict[str, Path]:
     return {p.name: p for p in list_images(root)}
 
 
+def _names_root(spec: Path, data_dir: Path | None) -> Path:
+    """Where the image names in the list `spec` are looked up: `data_dir`, else
+    $FMTOOL_FACES_DIR, else the list's own folder."""
+    if data_dir is None and os.environ.get(ENV_DIR):
+        data_dir = Path(os.environ[ENV_DIR]).expanduser()
+    root = data_dir or spec.parent
+    if not root.is_dir():
+        raise UserError(f"faces folder {root} does not exist")
+    return root
+
+
+def _list_lines(spec: Path, what: str) -> list[str]:
+    """The lines of a text file that are neither blank nor comments (#)."""
+    try:
+        lines = spec.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{spec} is not a readable text file of {what} ({exc})") from exc
+    return [line for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def read_pairs(spec: Path, data_dir: Path | None,
+               feedback: Feedback = SILENT) -> list[tuple[Path, Path]]:
+    """The pairs of a text file, `A.jpg B.jpg` per line, names found as in a group list (see
+    `group_files`). A pair with a name not found is left out with a note; none left is an error."""
+    if not spec.is_file():
+        raise UserError(f"pairs file {spec} does not exist; give a text file of `A.jpg B.jpg` lines")
+    lines = _list_lines(spec, "image pairs")
+    root = _names_root(spec, data_dir)
+    index = _faces_index(root)
+    pairs = []
+    for line in lines:
+        names = [Path(name).name for name in line.split()]
+        if len(names) != 2:
+            raise UserError(f"{spec}: the line {line.strip()[:60]!r} is not two image names "
+                            "(`A.jpg B.jpg`)")
+        if all(name in index for name in names):
+            pairs.append((index[names[0]], index[names[1]]))
+    if not pairs:
+        raise UserError(f"no pair of {spec} has both its faces under {root}; give the folder "
+                        "that holds them")
+    if len(pairs) < len(lines):
+        feedback.note(f"{spec.name}: {len(lines) - len(pairs)} of {len(lines)} pairs left out, "
+                      f"their faces are not under {root}")
+    return pairs
+
+
 def group_files(spec: Path, data_dir: Path | None, limit: int | None,
                 feedback: Feedback = SILENT) -> list[Path]:
     """A folder (all images in it, recursively) or a text file of image file names.
@@ -117,16 +164,8 @@ def group_files(spec: Path, data_dir: Path | None, limit: int | None,
     if spec.is_dir():
         files = list_images(spec)
     elif spec.is_file() and not is_image_name(spec):
-        if data_dir is None and os.environ.get(ENV_DIR):
-            data_dir = Path(os.environ[ENV_DIR]).expanduser()
-        root = data_dir or spec.parent
-        if not root.is_dir():
-            raise UserError(f"faces folder {root} does not exist")
-        try:
-            names = [line.strip() for line in spec.read_text().splitlines()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"{spec} is not a readable text file of image names ({exc})") from exc
-        names = [n for n in names if n and not n.startswith("#")]
+        root = _names_root(spec, data_dir)
+        names = [line.strip() for line in _list_lines(spec, "image names")]
         index = _faces_index(root)
         files = sorted({index[Path(n).name] for n in names if Path(n).name in index})
         missing = len(set(names)) - len(files)
@@ -195,11 +234,31 @@ def check_output(out: Path, frames: int, force: bool = False) -> tuple[Path, lis
     return strip, paths
 
 
+def _strip(fusion: Fusion) -> torch.Tensor:
+    """The left original, the frames and the right original, [T + ends, 3, S, S]."""
+    return torch.stack([*fusion.ends[:1], *fusion.frames, *fusion.ends[1:]])
+
+
+def save_stacked(fusions: Sequence[Fusion], path: Path) -> Path:
+    """The strips of fusions with as many frames, one row each (the report's Figures 11, 12)."""
+    rows = [_strip(fusion) for fusion in fusions]
+    return save_grid(torch.cat(rows), path, columns=len(rows[0]))
+
+
+def write_pairs(fusions: Sequence[Fusion], out: Path, force: bool = False) -> dict[str, Any]:
+    """`fuse --pairs`: the stacked strips as one image (no frames), refused if it exists."""
+    strip, _ = check_output(out, 0, force)
+    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out")):
+        save_stacked(fusions, strip)
+    return {"mode": "pairs", "method": fusions[0].info["method"],
+            "pairs": [{"a": f.info["a"], "b": f.info["b"]} for f in fusions],
+            "alphas": [round(v, 6) for v in fusions[0].values], "strip": str(strip)}
+
+
 def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, Any]:
     """Writes the strip (left original, frames, right original) and each frame: all or none."""
     strip, frames = check_output(out, len(fusion.frames), force)
-    left, right = fusion.ends[:1], fusion.ends[1:]
-    row = torch.stack([*left, *fusion.frames, *right])
+    row = _strip(fusion)
     with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out")):
         save_grid(row, strip, columns=len(row))
         for image, path in zip(fusion.frames, frames):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,24 @@ def validate_meta(meta: dict[str, Any]) -> None:
     meta_value(meta, "epoch", int, bounds=Bounds(int, 0, None), optional=True)
     for key in ("metrics", "recipe", "data", "options"):
         meta_value(meta, key, dict, optional=True)
+    _check_recipe(meta, knobs)
+    for key in ("data.val_images", "data.val_people"):  # what `evaluate_vae` checks a split by
+        meta_value(meta, key, int, bounds=Bounds(int, 0, None), optional=True)
+
+
+def _check_recipe(meta: dict[str, Any], knobs: dict[str, Any]) -> None:
+    """Each number the recipe records (val_fraction is read to split the faces again) in the
+    range its option allows, as for the architecture: a damaged value is one line, not a crash
+    later on."""
+    recipe = meta.get("recipe")
+    if not isinstance(recipe, dict):
+        return
+    types = typing.get_type_hints(VAERecipe)
+    for name, item in knobs.items():
+        kind = types[name]
+        if kind in (int, float) and name in recipe:
+            meta_value(meta, f"recipe.{name}", int if kind is int else (int, float),
+                       bounds=bounds_of(item, kind))
 
 
 def encode(model: FaceVAE, images: torch.Tensor, device: torch.device,

@@ -48,7 +48,8 @@ from fmtool.vae.inference import load_vae, reconstruct
 GRID_PAIRS = 64
 CSV_NAME = "metrics.csv"
 IMAGES_FOLDER = "images"
-COLUMNS = ("file", "output", "bce", "mse", "psnr", "ssim")
+METRICS = ("bce", "mse", "psnr", "ssim")
+COLUMNS = ("file", "output", *METRICS)
 _GRID = re.compile(r"^(side_by_side|alternating)_\d{3,}\.png$")
 
 
@@ -140,6 +141,19 @@ def _readable_batches(files: Sequence[Path], size: int, crop: Sequence[int],
         yield _Batch(pending_files, torch.cat(pending))
 
 
+def face_metrics(recons: torch.Tensor, originals: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per image [B]: BCE and MSE (means over pixels and channels), PSNR and SSIM."""
+    bce = F.binary_cross_entropy(recons, originals, reduction="none").flatten(1).mean(1)
+    return {"bce": bce, "mse": image_metrics.mse(recons, originals),
+            "psnr": image_metrics.psnr(recons, originals),
+            "ssim": image_metrics.ssim(recons, originals)}
+
+
+def mean_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The means over images of `face_metrics` rows (NaN when there are none)."""
+    return {k: (sum(r[k] for r in rows) / len(rows) if rows else float("nan")) for k in METRICS}
+
+
 def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.device,
                        recursive: bool = False, sample: bool = False, seed: int = 0,
                        force: bool = False, feedback: Feedback = SILENT) -> dict[str, Any]:
@@ -164,10 +178,7 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
         for index, batch in enumerate(_readable_batches(files, size, crop, failures)):
             originals = to_unit(batch.images)
             recons = reconstruct(model, batch.images, device, sample, generator)
-            bce = F.binary_cross_entropy(recons, originals, reduction="none").flatten(1).mean(1)
-            metrics = {"bce": bce, "mse": image_metrics.mse(recons, originals),
-                       "psnr": image_metrics.psnr(recons, originals),
-                       "ssim": image_metrics.ssim(recons, originals)}
+            metrics = face_metrics(recons, originals)
             for i, file in enumerate(batch.files):
                 save_png(recons[i], out / targets[file])
                 rows.append({"file": _csv_name(file.relative_to(folder)),
@@ -186,11 +197,9 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
                              for k, v in row.items()})
         with atomic_write(out / CSV_NAME) as sink:
             sink.write(table.getvalue().encode("utf-8"))
-    mean = {k: (sum(r[k] for r in rows) / len(rows) if rows else float("nan"))
-            for k in ("bce", "mse", "psnr", "ssim")}
     return {
         "checkpoint": str(checkpoint), "folder": str(folder), "out": str(out),
-        "images": len(rows), "sampled": sample, "mean": mean,
+        "images": len(rows), "sampled": sample, "mean": mean_metrics(rows),
         "skipped": [{"path": str(p), "error": reason} for p, reason in failures],
         "csv": str(out / CSV_NAME), "grids": written_grids,
     }

@@ -87,7 +87,7 @@ class VAETask:
         bce, kl = vae_loss_terms(logits, x, mu, logvar)  # in fp32 whatever the autocast
         loss = (bce + kl).mean()
         sums = {"loss": (bce + kl).detach().sum(), "bce": bce.detach().sum(),
-                "kl": kl.detach().sum(), "count": torch.tensor(float(len(x)))}
+                "kl": kl.detach().sum(), "count": torch.full((), float(len(x)), device=x.device)}
         return loss, sums
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
