@@ -1,5 +1,5 @@
-"""The CNN that ships inside fmtool: package data with a model card whose figures are true,
-used by every CNN command when there is no run yet, or by name (`--checkpoint builtin`)."""
+"""The CNN and the VAE that ship inside fmtool: package data with model cards whose figures are
+true, used by every command when there is no run of their kind yet, or by name (`builtin`)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,15 @@ from tests.conftest import REPO, synthetic_fashion
 
 runner = CliRunner()
 BUNDLED_CNN = bundled_checkpoint("cnn")
+BUNDLED_VAE = bundled_checkpoint("vae")
 
 
 def card() -> dict:
     return load_checkpoint(BUNDLED_CNN, expect_kind="cnn").meta["card"]
+
+
+def vae_card() -> dict:
+    return load_checkpoint(BUNDLED_VAE, expect_kind="vae").meta["card"]
 
 
 def test_the_bundled_cnn_is_a_small_checkpoint_with_a_card():
@@ -61,6 +66,52 @@ def test_the_readme_table_names_the_file_and_its_sha256():
     assert digest in readme
     accuracy = card()["metrics"]["test_accuracy"]
     assert re.search(rf"\b{accuracy * 100:.2f}%", readme)
+
+
+def test_the_bundled_vae_is_a_64px_fp16_checkpoint_under_10_mb_with_a_card():
+    assert BUNDLED_VAE is not None and BUNDLED_VAE.parent.name == "weights"
+    assert BUNDLED_VAE.stat().st_size <= 10_000_000
+    checkpoint = load_checkpoint(BUNDLED_VAE, expect_kind="vae")
+    assert checkpoint.train_state is None
+    assert checkpoint.meta["architecture"] == {"name": "FaceVAE", "image_size": 64, "latent_dim": 256}
+    assert {v.dtype for v in checkpoint.model.values() if v.is_floating_point()} == {torch.float16}
+    assert vae_card()["command"].startswith("fmtool train vae ")
+    metrics = vae_card()["metrics"]
+    # fp16 storage is allowed because it moves the figure by less than 0.05 dB
+    assert abs(metrics["psnr"] - metrics["fp32_psnr"]) < 0.05
+
+
+def test_its_psnr_and_ssim_on_held_out_people_are_those_on_its_card(shared_data: Path):
+    from fmtool.vae.evaluate import evaluate_vae
+
+    report = evaluate_vae(BUNDLED_VAE, torch.device("cpu"), shared_data / "lfw" / "lfw-deepfunneled")
+    metrics = vae_card()["metrics"]
+    assert (report["faces"], report["people"]) == (metrics["faces"], metrics["people"])
+    assert abs(report["psnr"] - metrics["psnr"]) <= 0.05
+    assert abs(report["ssim"] - metrics["ssim"]) <= 0.005
+
+
+def test_the_readme_table_names_the_vae_file_its_sha256_and_psnr():
+    import hashlib
+
+    readme = (REPO / "README.md").read_text()
+    assert hashlib.sha256(BUNDLED_VAE.read_bytes()).hexdigest() in readme
+    assert f"{vae_card()['metrics']['psnr']:.2f} dB" in readme
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "fuse"])
+def test_a_fresh_install_reconstructs_and_fuses_with_the_bundled_vae(command: str, tmp_path: Path):
+    from tests.vae_helpers import write_faces
+
+    faces = write_faces(tmp_path / "faces", people=2, per_person=2)
+    args = {"reconstruct": ["reconstruct", str(tmp_path / "faces"), "-r", "--out",
+                            str(tmp_path / "out")],
+            "fuse": ["fuse", str(faces[0]), str(faces[-1]), "--steps", "4", "--out",
+                     str(tmp_path / "strip.png")]}
+    result = runner.invoke(app, args[command])
+    assert result.exit_code == 0, result.output
+    assert f"using the bundled VAE model (no VAE run yet): {BUNDLED_VAE}" in result.stderr
+    assert (tmp_path / ("out" if command == "reconstruct" else "strip.png")).exists()
 
 
 @pytest.fixture
@@ -109,3 +160,4 @@ def test_a_built_wheel_carries_the_bundled_model(tmp_path: Path):
     (wheel,) = tmp_path.glob("fmtool-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("fmtool/weights/cnn.pt") == BUNDLED_CNN.read_bytes()
+        assert archive.read("fmtool/weights/vae.pt") == BUNDLED_VAE.read_bytes()

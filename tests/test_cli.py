@@ -162,7 +162,7 @@ def test_commands_without_a_checkpoint_say_to_train_first(tmp_path: Path,
         result = runner.invoke(app, args)
         assert result.exit_code == 2
         assert result.stderr.strip() == "error: no CNN checkpoint yet; run `fmtool train cnn` first"
-    result = runner.invoke(app, ["reconstruct", str(tmp_path)])  # no VAE ships yet
+    result = runner.invoke(app, ["reconstruct", str(tmp_path)])
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: no VAE checkpoint yet; run `fmtool train vae` first"
 

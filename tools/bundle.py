@@ -1,12 +1,15 @@
-"""Turns a finished CNN run into the model that ships inside fmtool, with its model card.
+"""Turns a finished run into a model that ships inside fmtool, with its model card.
 
     python -m tools.bundle cnn RUN_FOLDER --command "fmtool train cnn --recipe bundled ..."
+    python -m tools.bundle vae RUN_FOLDER --command "fmtool train vae --recipe cpu ..."
 
-It measures what the card states, on the data it names: test accuracy on the full 10,000-image
-Fashion-MNIST test set (with the checkpoint's own TTA setting, as `fmtool eval` does), the
-validation accuracy of the selected epoch (from the run), and accuracy on the labelled photos
-in ../shared/data/clothing-photos (as benchmarks/bench_photos.py does). It then writes
-fmtool/weights/cnn.pt (weights only, no training state) and prints the card and its SHA-256.
+It measures what the card states, on the data it names. CNN: test accuracy on the full
+10,000-image Fashion-MNIST test set (with the checkpoint's own TTA setting, as `fmtool eval`
+does), the validation accuracy of the selected epoch (from the run), and accuracy on the labelled
+photos in ../shared/data/clothing-photos (as benchmarks/bench_photos.py does). VAE: mean PSNR and
+SSIM of the reconstructions of the held-out people of its person-disjoint split, for the weights
+as stored (fp16, to fit in 10 MB) and as trained (fp32). It then writes fmtool/weights/KIND.pt
+(weights only, no training state) and prints the card and its SHA-256.
 """
 
 from __future__ import annotations
@@ -54,26 +57,67 @@ def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> di
     }
 
 
-def write_bundled(kind: str, run: Path, card: dict[str, Any]) -> Path:
+def vae_card(run: Path, command: str, faces_dir: Path) -> dict[str, Any]:
+    """The VAE's card; its figures are those of the fp16 file written here (see write_bundled),
+    beside those of the fp32 weights it was made from."""
+    import tempfile
+
+    import torch
+
+    from fmtool import __version__
+    from fmtool.engine.checkpoint import load_checkpoint
+    from fmtool.vae.evaluate import evaluate_vae
+
+    best = run / "best.pt"
+    meta = load_checkpoint(best, expect_kind="vae").meta
+    trained = evaluate_vae(best, torch.device("cpu"), faces_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        stored = evaluate_vae(write_bundled("vae", run, {}, Path(scratch)), torch.device("cpu"),
+                              faces_dir)
+    return {
+        "name": "fmtool bundled face VAE (64 px)",
+        "command": command,
+        "recipe": meta["recipe"],
+        "epoch": meta["epoch"],
+        "data": {**meta["data"], "measured_on": f"{stored['faces']:,} faces of the "
+                 f"{stored['people']:,} held-out people (person-disjoint split)"},
+        "metrics": {"psnr": round(stored["psnr"], 4), "ssim": round(stored["ssim"], 4),
+                    "fp32_psnr": round(trained["psnr"], 4), "fp32_ssim": round(trained["ssim"], 4),
+                    "faces": stored["faces"], "people": stored["people"]},
+        "storage": "fp16 weights (loaded into an fp32 model)",
+        "selection": "best epoch by validation loss (BCE + KL) on the held-out people",
+        "fmtool_version": __version__,
+    }
+
+
+def write_bundled(kind: str, run: Path, card: dict[str, Any], folder: Path = WEIGHTS) -> Path:
+    """best.pt without its training state, with the card; a VAE's floating weights in fp16."""
     from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
     checkpoint = load_checkpoint(run / "best.pt", expect_kind=kind)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("options",)}
     meta["card"] = card
-    target = WEIGHTS / f"{kind}.pt"
-    save_checkpoint(target, Checkpoint(meta, checkpoint.model))
+    weights = checkpoint.model
+    if kind == "vae":
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    target = folder / f"{kind}.pt"
+    save_checkpoint(target, Checkpoint(meta, weights))
     return target
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("kind", choices=["cnn"])
+    parser.add_argument("kind", choices=["cnn", "vae"])
     parser.add_argument("run", type=Path, help="the run folder (its best.pt is bundled)")
     parser.add_argument("--command", required=True, help="the command that trained the run")
     parser.add_argument("--fashion-dir", type=Path, default=SHARED / "fashion-mnist")
     parser.add_argument("--photos", type=Path, default=SHARED / "clothing-photos")
+    parser.add_argument("--faces-dir", type=Path, default=SHARED / "lfw" / "lfw-deepfunneled")
     args = parser.parse_args()
-    card = cnn_card(args.run, args.command, args.fashion_dir, args.photos)
+    if args.kind == "cnn":
+        card = cnn_card(args.run, args.command, args.fashion_dir, args.photos)
+    else:
+        card = vae_card(args.run, args.command, args.faces_dir)
     target = write_bundled(args.kind, args.run, card)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     print(json.dumps(card, indent=2))
