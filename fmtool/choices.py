@@ -58,13 +58,9 @@ class Precision(Choice):
     fp16 = "fp16"
 
 
-class Compile(Choice):
-    auto = "auto"
-    on = "on"
-    off = "off"
+class Switch(Choice):
+    """A speed-up that fmtool turns on where it pays (auto), or that the user forces."""
 
-
-class CudaGraph(Choice):
     auto = "auto"
     on = "on"
     off = "off"

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fmtool.choices import Choice, Compile, CudaGraph, Device, Precision, UnknownChoice
+from fmtool.choices import Choice, Device, Precision, Switch, UnknownChoice
 from fmtool.engine.bounds import Bounds
 from fmtool.errors import Option, UserError
 
@@ -54,11 +54,11 @@ DeviceOpt = Annotated[Device, choice(
 PrecisionOpt = Annotated[Precision, choice(
     Precision, "precision", "Autocast dtype; auto = bf16 on CUDA and on CPUs with native bf16 "
     "(AVX512-BF16/AMX), else fp32.", "--precision")]
-CompileOpt = Annotated[Compile, choice(
-    Compile, "compile", "torch.compile the model; auto = on for CUDA unless the step runs as a "
+CompileOpt = Annotated[Switch, choice(
+    Switch, "compile", "torch.compile the model; auto = on for CUDA unless the step runs as a "
     "CUDA graph, off on the CPU.", "--compile")]
-CudaGraphOpt = Annotated[CudaGraph, choice(
-    CudaGraph, "cuda_graph", "Replay each training step as one CUDA graph (a fixed batch's "
+CudaGraphOpt = Annotated[Switch, choice(
+    Switch, "cuda_graph", "Replay each training step as one CUDA graph (a fixed batch's "
     "kernels launched at once); auto = on for CUDA when the step allows it (one process, bf16 "
     "or fp32, no --compile on).", "--cuda-graph")]
 FashionDirOpt = Annotated[Optional[Path], typer.Option(

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from fmtool.choices import CudaGraph
+from fmtool.choices import Switch
 from fmtool.engine import distributed
 from fmtool.engine.bounds import plain_text
 from fmtool.errors import Option, UserError
@@ -53,7 +53,7 @@ def why_not_graphed(device: torch.device, task: Any, compiled: bool = False) -> 
 def refuse_with_compile(choice: str, compile: str) -> None:
     """`cuda_graph` on and `compile` on together: one line (UserError), on any device, before
     any work. (`auto` graphing steps aside for a compile that was asked for; see `use_graph`.)"""
-    if CudaGraph.parse(choice, "cuda_graph").value == "on" and str(compile) == "on":
+    if Switch.parse(choice, "cuda_graph").value == "on" and str(compile) == "on":
         raise UserError("{} on and {} on do not go together (a compiled step is not captured as "
                         "a CUDA graph); use {} off or {} off", Option("cuda_graph"),
                         Option("compile"), Option("compile"), Option("cuda_graph"))
@@ -63,7 +63,7 @@ def use_graph(choice: str, device: torch.device, task: Any, compile: str = "off"
     """`auto`: graph the step wherever it can be (not when `compile` is on); `on`: graph it, or
     say why it cannot be; `off`: never."""
     refuse_with_compile(choice, compile)
-    choice = CudaGraph.parse(choice, "cuda_graph").value
+    choice = Switch.parse(choice, "cuda_graph").value
     if choice == "off":
         return False
     reason = why_not_graphed(device, task, compiled=str(compile) == "on")
