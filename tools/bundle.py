@@ -19,6 +19,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +33,6 @@ SHARED = REPO.parent / "shared" / "data"
 def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> dict[str, Any]:
     """The CNN's card; its figures are those of the fp16 file written here (see write_bundled),
     with the fp32 weights' test accuracy beside them."""
-    import tempfile
-
     import torch
 
     from benchmarks.bench_photos import score_photos
@@ -42,8 +43,7 @@ def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> di
     best = run / "best.pt"
     meta = load_checkpoint(best, expect_kind="cnn").meta
     trained = evaluate_checkpoint(best, torch.device("cpu"), fashion_dir)
-    with tempfile.TemporaryDirectory() as scratch:
-        stored = write_bundled("cnn", run, {}, Path(scratch))
+    with as_stored("cnn", run) as stored:
         test = evaluate_checkpoint(stored, torch.device("cpu"), fashion_dir)
         photos = score_photos(stored, photos_dir)
     selected = meta["metrics"]
@@ -71,8 +71,6 @@ def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> di
 def vae_card(run: Path, command: str, faces_dir: Path) -> dict[str, Any]:
     """The VAE's card; its figures are those of the fp16 file written here (see write_bundled),
     beside those of the fp32 weights it was made from."""
-    import tempfile
-
     import torch
 
     from fmtool import __version__
@@ -82,9 +80,8 @@ def vae_card(run: Path, command: str, faces_dir: Path) -> dict[str, Any]:
     best = run / "best.pt"
     meta = load_checkpoint(best, expect_kind="vae").meta
     trained = evaluate_vae(best, torch.device("cpu"), faces_dir)
-    with tempfile.TemporaryDirectory() as scratch:
-        stored = evaluate_vae(write_bundled("vae", run, {}, Path(scratch)), torch.device("cpu"),
-                              faces_dir)
+    with as_stored("vae", run) as path:
+        stored = evaluate_vae(path, torch.device("cpu"), faces_dir)
     return {
         "name": "fmtool bundled face VAE (64 px)",
         "command": command,
@@ -117,6 +114,13 @@ def described(kind: str, recipe: dict[str, Any]) -> dict[str, Any]:
             {k: v for k, v in recipe.items() if k != "description"}:
         return recipe
     return {**recipe, "description": current.description}
+
+
+@contextmanager
+def as_stored(kind: str, run: Path) -> Iterator[Path]:
+    """The run's best.pt as write_bundled would ship it, in a scratch folder, to measure."""
+    with tempfile.TemporaryDirectory() as scratch:
+        yield write_bundled(kind, run, {}, Path(scratch))
 
 
 def write_bundled(kind: str, run: Path, card: dict[str, Any], folder: Path = WEIGHTS) -> Path:
