@@ -157,35 +157,6 @@ def background_model(rgb: np.ndarray) -> np.ndarray:
     return (terms @ coefficients).astype(np.float32)
 
 
-def _otsu(values: np.ndarray) -> float:
-    """The threshold that best splits `values` (in [0, 1]) into two classes."""
-    histogram, edges = np.histogram(values, bins=128, range=(0.0, max(float(values.max()), 1e-6)))
-    weights = histogram.astype(np.float64) / max(histogram.sum(), 1)
-    centres = (edges[:-1] + edges[1:]) / 2
-    below = np.cumsum(weights)
-    mean_below = np.cumsum(weights * centres)
-    total = mean_below[-1]
-    between = (total * below - mean_below) ** 2 / np.maximum(below * (1 - below), 1e-12)
-    return float(centres[int(np.argmax(between))])
-
-
-def item_mask(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Where the item is: pixels whose colour stands out from the background model (on a
-    blurred copy, so textured floors and fabric weave do not speckle), split by Otsu's
-    threshold, cleaned, holes filled, the largest region kept."""
-    from scipy import ndimage
-
-    smooth = ndimage.gaussian_filter(rgb, sigma=(1.5, 1.5, 0))
-    distance = np.linalg.norm(smooth - background, axis=2)
-    border = _border_mask(*distance.shape)
-    noise = float(np.percentile(distance[border], 75))
-    mask = distance > max(_otsu(distance), 2.0 * noise + 0.03)
-    mask = ndimage.binary_opening(mask, iterations=1)
-    mask = ndimage.binary_closing(mask, iterations=3)
-    mask = ndimage.binary_fill_holes(mask)
-    return _largest_region(mask)
-
-
 def _largest_region(mask: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
@@ -196,14 +167,32 @@ def _largest_region(mask: np.ndarray) -> np.ndarray:
     return labels == int(np.argmax(sizes)) + 1
 
 
-REFINE_ROUNDS = 2  # colour-model rounds after the first mask (a third changed little)
+# GrabCut's start: the item is somewhere inside the picture's central rectangle. Starting
+# instead from what stands out most from the background (Otsu's threshold on the difference)
+# led the colour models to the item's boldest part, a print or a dark collar: on the 200 shared
+# photos 131 right, against 138-144 from a central rectangle (margins 5-15%, 3-6 rounds; the
+# bundled model of the time, nothing else changed).
+START_MARGIN = 0.1  # of each side
+REFINE_ROUNDS = 4  # colour-model rounds from that start
+# A soft shadow inside that rectangle is darker background, which the colour models may give to
+# the item; what differs from the background model by less than this share of the item's
+# typical (median) difference is dropped. 0.2 and 0.3 both gave 140-141 of the 200 photos.
+FAINT = 0.3
 COLOUR_COMPONENTS = 4  # Gaussians per colour model: a print, a shadow, a fold, a stripe
 COLOUR_SAMPLES = 4000  # pixels each model is fitted on (bounded work whatever the photo)
 
 
+def central_rectangle(height: int, width: int, margin: float = START_MARGIN) -> np.ndarray:
+    """The picture less `margin` of its height and width at each side, as a mask."""
+    mask = np.zeros((height, width), bool)
+    top, left = round(margin * height), round(margin * width)
+    mask[top:height - top, left:width - left] = True
+    return mask
+
+
 def refine_mask(rgb: np.ndarray, background: np.ndarray, mask: np.ndarray,
                 rounds: int = REFINE_ROUNDS) -> np.ndarray:
-    """The item mask redrawn from colour, as GrabCut does: a mixture of Gaussians is fitted to
+    """The item's mask redrawn from colour, as GrabCut does: a mixture of Gaussians is fitted to
     the colours inside the mask and another to those outside (each colour with its difference
     from the background model, so a shadow stays background), every pixel goes to the likelier
     one (smoothed over its neighbours), and the largest region is kept; repeated `rounds` times.
@@ -231,14 +220,26 @@ def refine_mask(rgb: np.ndarray, background: np.ndarray, mask: np.ndarray,
     return mask
 
 
+def item_mask(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Where the item is: GrabCut's colour models (`refine_mask`) started from the central
+    rectangle, then less what barely differs from the background model (FAINT: soft shadows,
+    creases in the bedspread), holes filled, the largest region kept."""
+    from scipy import ndimage
+
+    mask = refine_mask(rgb, background, central_rectangle(*rgb.shape[:2]))
+    smooth = ndimage.gaussian_filter(rgb, sigma=(1.5, 1.5, 0))
+    difference = np.linalg.norm(smooth - background, axis=2)
+    kept = mask & (difference > FAINT * np.median(difference[mask]))
+    kept = _largest_region(ndimage.binary_fill_holes(ndimage.binary_opening(kept, iterations=1)))
+    return kept if kept.sum() > 0.002 * kept.size else mask
+
+
 def _polarity(luminance: np.ndarray, background: np.ndarray, mask: np.ndarray,
               invert: str) -> bool:
     """True when the item must be negated: `always`; or `auto` and the item is darker than
     the background around it (a dark coat on a light wall); never with `never`."""
     if invert != "auto":
         return invert == "always"
-    if not mask.any():
-        return float(np.median(background)) > 0.5
     return float(np.median(luminance[mask] - background[mask])) < 0
 
 
@@ -274,13 +275,12 @@ def fashion_item(image: Image.Image | np.ndarray, invert: str = "auto",
     Fashion-MNIST trimmed each product photo to the item, resized its longest side to 28,
     centred it and negated it. A photo taken at home has a background (a bed, a floor, a wall,
     often lit unevenly) instead of white, so this first models that background from the border
-    (`background_model`), finds the item as what stands out from it (`item_mask`), redraws that
-    mask from the colours inside and outside it (`refine_mask`), and takes the item's difference
-    from the background as its detail: negated when the item is darker than its background
-    (`invert` auto), so that it ends up light on black either way, stretched so the item's
-    brightest one percent reaches white, over a grey silhouette (SILHOUETTE). A picture whose border is
-    already black and whose item is lighter (Fashion-MNIST's own images) is only squared and
-    resized.
+    (`background_model`), finds the item by the colours inside and outside the picture's
+    central rectangle, as GrabCut does (`item_mask`), and takes its difference from the
+    background as its detail: negated when the item is darker than its background (`invert`
+    auto), so that it ends up light on black either way, stretched so the item's brightest one
+    percent reaches white, over a grey silhouette (SILHOUETTE). A picture whose border is already black and
+    whose item is lighter (Fashion-MNIST's own images) is only squared and resized.
     """
     invert = Invert.parse(invert, "invert").value
     if isinstance(image, np.ndarray):
@@ -291,17 +291,15 @@ def fashion_item(image: Image.Image | np.ndarray, invert: str = "auto",
     if float(np.median(luminance[border])) * 255 <= DARK_BACKGROUND and invert != "always":
         return _square_and_resize(to_grayscale(_working_copy(image)), size)
     background = background_model(rgb)
-    mask = refine_mask(rgb, background, item_mask(rgb, background))
+    mask = item_mask(rgb, background)
     background_luminance = _luminance(background)
     negate = _polarity(luminance, background_luminance, mask, invert)
     contrast = background_luminance - luminance if negate else luminance - background_luminance
-    if mask.sum() < 0.002 * mask.size:  # nothing stands out: keep the whole picture
-        mask = np.ones_like(mask)
     from scipy import ndimage
 
     soft = ndimage.gaussian_filter(mask.astype(np.float32), sigma=0.7)
     detail = np.clip(contrast, 0, None)
-    peak = float(np.percentile(detail[mask], 99)) if mask.any() else 0.0
+    peak = float(np.percentile(detail[mask], 99))
     detail = np.clip(detail / max(peak, 1e-3), 0, 1)
     item = (SILHOUETTE + (1 - SILHOUETTE) * detail) * soft
     rows, cols = np.nonzero(mask)
