@@ -76,6 +76,10 @@ CASES = [
     ("trouser", dict(dark_item=False, seed=3)),
     ("dress", dict(offset=(0, 0), light=0.95, seed=4)),
     ("dress", dict(dark_item=False, offset=(-60, 30), size=8, seed=5)),
+    # small and off-centre: GrabCut's start, the central rectangle, finds the background here
+    ("t-shirt", dict(offset=(-150, -110), size=4, seed=7)),
+    # ... and here the shadow, a darker patch inside that rectangle, instead of the item
+    ("t-shirt", dict(offset=(-120, 0), size=5, seed=7)),
 ]
 
 
