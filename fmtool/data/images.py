@@ -330,8 +330,9 @@ def fashion_item(image: Image.Image | np.ndarray, invert: str = "auto",
     central rectangle, as GrabCut does (`item_mask`), and takes its difference from the
     background as its detail: negated when the item is darker than its background (`invert`
     auto), so that it ends up light on black either way, stretched so the item's brightest one
-    percent reaches white, over a grey silhouette (SILHOUETTE). A picture whose border is already black and
-    whose item is lighter (Fashion-MNIST's own images) is only squared and resized.
+    percent reaches white, over a grey silhouette (SILHOUETTE). A picture whose border is
+    already black and whose item is lighter (Fashion-MNIST's own images) is only squared and
+    resized.
     """
     invert = Invert.parse(invert, "invert").value
     if isinstance(image, np.ndarray):
