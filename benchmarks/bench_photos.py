@@ -27,7 +27,7 @@ def read_labels(folder: Path) -> list[tuple[Path, int]]:
 
 
 def score_photos(checkpoint: Path, folder: Path, invert: str = "auto",
-                 limit: int | None = None) -> dict[str, Any]:
+                 limit: int | None = None, single_view: bool = False) -> dict[str, Any]:
     """Classifies the labelled photos in `folder` with `checkpoint`; returns the figures."""
     import torch
 
@@ -37,7 +37,7 @@ def score_photos(checkpoint: Path, folder: Path, invert: str = "auto",
     labelled = read_labels(folder)[:limit]
     start = time.perf_counter()
     results = classify_files([path for path, _ in labelled], checkpoint, torch.device("cpu"),
-                             top_k=1, invert=invert)
+                             top_k=1, invert=invert, single_view=single_view)
     seconds = time.perf_counter() - start
     classes = sorted({label for _, label in labelled})
     names = [CLASSES[label] for label in classes]
@@ -74,9 +74,11 @@ def main() -> None:
                         help="folder with labels.csv (default: ../shared/data/clothing-photos)")
     parser.add_argument("--invert", default="auto", choices=["auto", "always", "never"])
     parser.add_argument("--limit", type=int, help="only the first N photos of labels.csv")
+    parser.add_argument("--single-view", action="store_true",
+                        help="prepare each photo once, as `fmtool classify --single-view`")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    report = score_photos(args.checkpoint, args.photos, args.invert, args.limit)
+    report = score_photos(args.checkpoint, args.photos, args.invert, args.limit, args.single_view)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.data.faces import load_face
-from fmtool.data.images import load_fashion_item
+from fmtool.data.images import load_fashion_views
 from fmtool.engine.checkpoint import FORMAT_VERSION
 from tests.conftest import synthetic_fashion, write_idx
 from tests.vae_helpers import make_vae_checkpoint, write_faces
@@ -129,7 +129,7 @@ def unreadable(folder: Path) -> dict[str, tuple[Path, str]]:
                                   "name with spaces", "non-ASCII name"])
 def test_odd_images_decode_to_what_they_show(name: str, tmp_path: Path):
     odd, reference, tolerance = odd_but_valid(tmp_path)[name]
-    for decode in (load_fashion_item, lambda p: load_face(p, 32)):
+    for decode in (load_fashion_views, lambda p: load_face(p, 32)):
         got, expected = decode(odd).astype(float), decode(reference).astype(float)
         assert got.shape == expected.shape
         assert np.abs(got - expected).mean() <= tolerance, name

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmtool.data.images import SILHOUETTE, ImageReadError, fashion_item, load_fashion_item, open_image
+from fmtool.data.images import SILHOUETTE, ImageReadError, fashion_item, load_fashion_views, open_image
 
 
 def dark_item_on_white(width: int = 60, height: int = 30) -> np.ndarray:
@@ -43,7 +43,7 @@ def test_every_common_mode_decodes(tmp_path: Path, mode: str):
         dark_item_on_white().astype(np.uint16) * 257)
     path = tmp_path / ("x.jpg" if mode == "CMYK" else "x.png")
     image.save(path)
-    item = load_fashion_item(path)
+    item = load_fashion_views(path)[0]
     assert item.shape == (28, 28)
     assert item[14, 14] > 150 and item[0, 0] < 60
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from fmtool.data.images import ImageReadError, fashion_item, load_fashion_item
+from fmtool.data.images import ImageReadError, fashion_item, fashion_views, load_fashion_views
 from tests.conftest import synthetic_fashion
 
 
@@ -96,6 +96,44 @@ def test_a_photographed_item_comes_back(name: str, setting: dict):
     assert abs(cols.min() - want_cols.min()) <= 1 and abs(cols.max() - want_cols.max()) <= 1
 
 
+def test_a_photo_is_prepared_nine_ways_starting_with_fashion_items_picture():
+    """Three GrabCut starts, each at three item sizes: every view is still the item."""
+    picture = photograph(ITEMS["dress"], seed=4)
+    views = fashion_views(picture)
+    assert views.shape == (9, 28, 28) and views.dtype == np.uint8
+    assert np.array_equal(views[0], fashion_item(picture))
+    for start in range(0, 9, 3):
+        for view, side in zip(views[start:start + 3], (28, 26, 24)):
+            rows, _ = np.nonzero(view > 64)
+            assert abs(rows.max() - rows.min() + 1 - side) <= 1  # the dress is taller than wide
+    for other_start in (views[3], views[6]):  # a clean photo: every start finds the same dress
+        assert np.abs(other_start.astype(float) - views[0]).mean() < 5
+
+
+def test_classify_averages_the_models_logits_over_the_views(tmp_path: Path):
+    import torch
+
+    from fmtool.cnn.classify import classify_files
+    from fmtool.cnn.inference import load_classifier, predict_logits
+    from fmtool.engine.bundled import bundled_checkpoint
+
+    checkpoint, cpu = bundled_checkpoint("cnn"), torch.device("cpu")
+    path = tmp_path / "trouser.png"
+    photograph(ITEMS["trouser"], offset=(100, 0), size=10, seed=2).save(path)
+    model, meta = load_classifier(checkpoint, cpu)
+    answers = {}
+    for single in (False, True):
+        views = load_fashion_views(path, single=single)
+        logits = predict_logits(model, torch.from_numpy(views), 32, cpu, tta_flip=meta["tta_flip"])
+        (result,) = classify_files([path], checkpoint, cpu, top_k=10, single_view=single)
+        answers[single] = {guess["label"]: guess["probability"] for guess in result["predictions"]}
+        expected = logits.mean(0).softmax(0)
+        for index, name in enumerate(meta["class_names"]):
+            assert answers[single][name] == pytest.approx(expected[index].item(), abs=1e-6)
+    assert len(load_fashion_views(path)) == 9
+    assert answers[False] != answers[True]
+
+
 def test_fashion_mnist_images_pass_through_unchanged(tmp_path: Path):
     """A Fashion-MNIST image saved as PNG is already light on black: it comes back as it was,
     so `classify` and `eval` see the same pixels."""
@@ -105,14 +143,14 @@ def test_fashion_mnist_images_pass_through_unchanged(tmp_path: Path):
     for index, image in enumerate(data.test_images.numpy()):
         path = tmp_path / f"{index}.png"
         Image.fromarray(image).save(path)
-        assert np.array_equal(load_fashion_item(path), image)
+        assert np.array_equal(load_fashion_views(path), image[None])  # one view: nothing to guess
 
 
 def test_a_wide_strip_costs_what_its_pixels_cost(tmp_path: Path):
     """A 1 x 100,000 PNG is 100 KB of pixels; squaring it first would ask for 10 GB."""
     path = tmp_path / "strip.png"
     Image.fromarray(np.full((1, 100_000), 200, np.uint8)).save(path)
-    assert load_fashion_item(path).shape == (28, 28)
+    assert load_fashion_views(path).shape[1:] == (28, 28)
 
 
 @pytest.mark.parametrize("mode,suffix", [("LAB", ".tif"), ("YCbCr", ".tif"), ("CMYK", ".tif"),
@@ -121,7 +159,7 @@ def test_uncommon_colour_modes_are_read(tmp_path: Path, mode: str, suffix: str):
     """CIELAB, YCbCr, CMYK, 32-bit integer and float, and 1-bit pictures all give the item."""
     path = tmp_path / f"dress{suffix}"
     photograph(ITEMS["dress"], seed=6).resize((120, 90)).convert(mode).save(path)
-    item = load_fashion_item(path)
+    item = load_fashion_views(path)[0]
     assert item.shape == (28, 28) and item.max() == 255 and item[0, 0] == 0
 
 
@@ -137,4 +175,4 @@ def test_a_file_that_breaks_preprocessing_is_that_files_error(tmp_path: Path,
 
     monkeypatch.setattr(images, "background_model", broken)
     with pytest.raises(ImageReadError, match="cannot be prepared.*SVD did not converge"):
-        load_fashion_item(path)
+        load_fashion_views(path)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fmtool.cnn.inference import load_classifier, predict_logits
-from fmtool.data.images import ImageReadError, load_fashion_item
+from fmtool.data.images import ImageReadError, load_fashion_views
 from fmtool.engine.io import atomic_write
 
 
@@ -30,29 +30,34 @@ def save_seen(item: np.ndarray, path: Path) -> None:
 
 
 def classify_files(files: list[Path], checkpoint: Path, device: torch.device, top_k: int = 1,
-                   invert: str = "auto", save_input: Path | None = None) -> list[dict[str, Any]]:
+                   invert: str = "auto", save_input: Path | None = None,
+                   single_view: bool = False) -> list[dict[str, Any]]:
     """One result per file, in order: {'path', 'predictions': [...]} or {'path', 'error'}.
-    With `save_input`, what the model sees for each readable file is written into that folder
-    (see `seen_name`) and its result names the picture as 'input'."""
+    A photo is prepared several ways (`fashion_views`) and its logits averaged over them, unless
+    `single_view`. With `save_input`, what the model sees for each readable file (its first
+    view) is written into that folder (see `seen_name`) and its result names the picture as
+    'input'."""
     model, meta = load_classifier(checkpoint, device)
     names = meta["class_names"]
     results: list[dict[str, Any]] = []
-    items: list[np.ndarray] = []
+    views: list[np.ndarray] = []
     for index, file in enumerate(files, start=1):
         try:
-            items.append(load_fashion_item(file, invert))
+            views.append(load_fashion_views(file, invert, single=single_view))
             results.append({"path": str(file)})
         except ImageReadError as exc:
             results.append({"path": str(file), "error": str(exc)})
             continue
         if save_input is not None:
             seen = save_input / seen_name(index, file)
-            save_seen(items[-1], seen)
+            save_seen(views[-1][0], seen)
             results[-1]["input"] = str(seen)
-    if items:
-        batch = torch.from_numpy(np.stack(items))
-        probabilities = predict_logits(model, batch, meta["architecture"]["image_size"], device,
-                                       tta_flip=meta.get("tta_flip", False)).softmax(1)
+    if views:
+        logits = predict_logits(model, torch.from_numpy(np.concatenate(views)),
+                                meta["architecture"]["image_size"], device,
+                                tta_flip=meta.get("tta_flip", False))
+        per_file = logits.split([len(v) for v in views])
+        probabilities = torch.stack([chunk.mean(0) for chunk in per_file]).softmax(1)
         k = min(top_k, len(names))
         top = probabilities.topk(k, dim=1)
         good = iter(zip(top.values.tolist(), top.indices.tolist()))
