@@ -1,6 +1,7 @@
 """How a CNN checkpoint does on real photos: accuracy, per-class accuracy and confusion.
 
-    python benchmarks/bench_photos.py CHECKPOINT [--photos DIR] [--invert auto] [--json]
+    python benchmarks/bench_photos.py CHECKPOINT [--photos DIR] [--invert auto] [--single-view]
+                                      [--limit N] [--json]
 
 The folder holds photos and a labels.csv with at least the columns `file` (relative to the
 folder) and `fmnist_label` (the Fashion-MNIST class index), as ../shared/data/clothing-photos
@@ -49,13 +50,15 @@ def score_photos(checkpoint: Path, folder: Path, invert: str = "auto",
         confusion[CLASSES[label]][guess if guess in names else "other"] += 1
     per_class = {name: row[name] / max(sum(row.values()), 1) for name, row in confusion.items()}
     correct = sum(row[name] for name, row in confusion.items())
-    return {"checkpoint": str(checkpoint), "photos": len(labelled), "correct": correct,
+    return {"checkpoint": str(checkpoint), "single_view": single_view,
+            "photos": len(labelled), "correct": correct,
             "accuracy": correct / max(len(labelled), 1), "per_class_accuracy": per_class,
             "confusion": confusion, "seconds": round(seconds, 2)}
 
 
 def _print(report: dict[str, Any]) -> None:
-    print(f"{report['checkpoint']}: {report['correct']} of {report['photos']} photos right, "
+    views = " (one view each)" if report["single_view"] else ""
+    print(f"{report['checkpoint']}{views}: {report['correct']} of {report['photos']} photos right, "
           f"accuracy {report['accuracy']:.3f} ({report['seconds']:.1f} s)")
     names = list(report["confusion"])
     columns = [*names, "other"]

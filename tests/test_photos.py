@@ -110,6 +110,48 @@ def test_a_photo_is_prepared_nine_ways_starting_with_fashion_items_picture():
         assert np.abs(other_start.astype(float) - views[0]).mean() < 5
 
 
+def test_the_views_start_grabcut_at_three_margins(monkeypatch: pytest.MonkeyPatch):
+    from fmtool.data import images
+
+    started, rectangle = [], images.central_rectangle
+
+    def recorded(height: int, width: int, margin: float = images.START_MARGIN) -> np.ndarray:
+        started.append(margin)
+        return rectangle(height, width, margin)
+
+    monkeypatch.setattr(images, "central_rectangle", recorded)
+    fashion_views(photograph(ITEMS["t-shirt"]))
+    assert started == [0.1, 0.05, 0.15]
+
+
+def test_a_batch_gives_each_photo_the_answer_it_gets_alone(tmp_path: Path):
+    """Photos (nine views), a Fashion-MNIST image (one) and a broken file in one batch: the
+    logits are split back per file, in order."""
+    import torch
+
+    from fmtool.cnn.classify import classify_files
+    from fmtool.data.fashion import load_from_dir
+    from fmtool.engine.bundled import bundled_checkpoint
+
+    checkpoint, cpu = bundled_checkpoint("cnn"), torch.device("cpu")
+    photograph(ITEMS["dress"], seed=4).save(tmp_path / "dress.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    fashion = load_from_dir(synthetic_fashion(tmp_path / "fashion", train=20, test=10))
+    Image.fromarray(fashion.test_images[0].numpy()).save(tmp_path / "fashion.png")
+    photograph(ITEMS["trouser"], dark_item=False, seed=3).save(tmp_path / "trouser.png")
+    files = [tmp_path / name for name in ("dress.png", "broken.png", "fashion.png", "trouser.png")]
+    together = classify_files(files, checkpoint, cpu, top_k=10)
+    assert [result["path"] for result in together] == [str(file) for file in files]
+    assert "error" in together[1]
+    for file, result in zip(files, together):
+        if "error" not in result:
+            (alone,) = classify_files([file], checkpoint, cpu, top_k=10)
+            assert [guess["label"] for guess in result["predictions"]] == \
+                [guess["label"] for guess in alone["predictions"]]
+            assert [guess["probability"] for guess in result["predictions"]] == pytest.approx(
+                [guess["probability"] for guess in alone["predictions"]], abs=1e-5)
+
+
 def test_classify_averages_the_models_logits_over_the_views(tmp_path: Path):
     import torch
 
