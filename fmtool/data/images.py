@@ -178,7 +178,7 @@ REFINE_ROUNDS = 4  # colour-model rounds from that start
 # A soft shadow inside that rectangle is darker background, which the colour models may give to
 # the item; what differs from the background model by less than this share of the item's
 # typical (median) difference is dropped. 0.2 and 0.3 both gave 140-141 of the 200 photos
-# (139 with the off-centre check of `item_mask`, added after).
+# (139 with the off-centre check of `item_masks`, added after).
 FAINT = 0.3
 COLOUR_COMPONENTS = 4  # Gaussians per colour model: a print, a shadow, a fold, a stripe
 COLOUR_SAMPLES = 4000  # pixels each model is fitted on (bounded work whatever the photo)
@@ -260,30 +260,34 @@ def _excess(difference: np.ndarray, mask: np.ndarray) -> float:
     return float((difference[mask] - np.median(difference[~mask])).sum())
 
 
-def item_mask(rgb: np.ndarray, background: np.ndarray,
-              margin: float = START_MARGIN) -> np.ndarray:
-    """Where the item is, never empty: GrabCut's colour models (`refine_mask`) started from the
-    central rectangle (`margin` in from each side). When what they found misses what stands out
-    most (`_standout`) or differs from the background model no more than the rest of the picture
-    (a small item off-centre, where the rectangle holds a shadow or only background), they are
-    started from what stands out too, and the mask with the larger `_excess` is kept. Then what barely
-    differs from the background model is dropped (FAINT: soft shadows, creases in a
-    bedspread), and the rest opened, holes filled, the largest region kept (unless too little
-    is left)."""
+def item_masks(rgb: np.ndarray, background: np.ndarray,
+               margins: tuple[float, ...] = (START_MARGIN,)) -> list[np.ndarray]:
+    """Where the item is, one mask per margin, never empty: GrabCut's colour models
+    (`refine_mask`) started from the central rectangle (`margin` in from each side). When what
+    they found misses what stands out most (`_standout`) or differs from the background model no
+    more than the rest of the picture (a small item off-centre, where the rectangle holds a
+    shadow or only background), they are started from what stands out too (once for all
+    margins), and the mask with the larger `_excess` is kept. Then what barely differs from the
+    background model is dropped (FAINT: soft shadows, creases in a bedspread), and the rest
+    opened, holes filled, the largest region kept (unless too little is left)."""
     from scipy import ndimage
 
     smooth = ndimage.gaussian_filter(rgb, sigma=(1.5, 1.5, 0))
     difference = np.linalg.norm(smooth - background, axis=2)
     standout = _standout(difference)
-    mask = refine_mask(rgb, background, central_rectangle(*difference.shape, margin))
-    missed = (mask & standout).sum() < 0.5 * standout.sum()  # what stands out most
-    took_background = mask.all() or np.median(difference[mask]) <= np.median(difference[~mask])
-    if standout.any() and (missed or took_background):
-        mask = max(mask, refine_mask(rgb, background, standout),
-                   key=lambda found: _excess(difference, found))
-    kept = mask & (difference > FAINT * np.median(difference[mask]))
-    kept = _largest_region(ndimage.binary_fill_holes(ndimage.binary_opening(kept, iterations=1)))
-    return kept if kept.sum() > 0.002 * kept.size else mask
+    from_standout: list[np.ndarray] = []  # its colour models, fitted when first needed
+    masks = []
+    for margin in margins:
+        mask = refine_mask(rgb, background, central_rectangle(*difference.shape, margin))
+        missed = (mask & standout).sum() < 0.5 * standout.sum()  # what stands out most
+        took_background = mask.all() or np.median(difference[mask]) <= np.median(difference[~mask])
+        if standout.any() and (missed or took_background):
+            from_standout = from_standout or [refine_mask(rgb, background, standout)]
+            mask = max(mask, from_standout[0], key=lambda found: _excess(difference, found))
+        kept = mask & (difference > FAINT * np.median(difference[mask]))
+        kept = _largest_region(ndimage.binary_fill_holes(ndimage.binary_opening(kept)))
+        masks.append(kept if kept.sum() > 0.002 * kept.size else mask)
+    return masks
 
 
 def _polarity(luminance: np.ndarray, background: np.ndarray, mask: np.ndarray,
@@ -338,7 +342,7 @@ def fashion_item(image: Image.Image | np.ndarray, invert: str = "auto",
     centred it and negated it. A photo taken at home has a background (a bed, a floor, a wall,
     often lit unevenly) instead of white, so this first models that background from the border
     (`background_model`), finds the item by the colours inside and outside the picture's
-    central rectangle, as GrabCut does (`item_mask`), and takes its difference from the
+    central rectangle, as GrabCut does (`item_masks`), and takes its difference from the
     background as its detail: negated when the item is darker than its background (`invert`
     auto), so that it ends up light on black either way, stretched so the item's brightest one
     percent reaches white, over a grey silhouette (SILHOUETTE). A picture whose border is
@@ -372,7 +376,7 @@ def fashion_views(image: Image.Image | np.ndarray, invert: str = "auto", size: i
 
     with threadpool_limits(limits=1):
         background = background_model(rgb)
-        masks = [item_mask(rgb, background, margin) for margin in margins]
+        masks = item_masks(rgb, background, margins)
     background_luminance = _luminance(background)
     views = []
     for mask in masks:
