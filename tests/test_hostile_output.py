@@ -30,10 +30,8 @@ from typer.testing import CliRunner
 from fmtool.cli import output
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
-from fmtool.cnn.task import checkpoint_meta
-from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
-from fmtool.models.cnn import FashionCNN
 from tests.conftest import synthetic_fashion
+from tests.helpers.checkpoints import save_cnn
 from tests.vae_helpers import face_image, make_vae_checkpoint
 
 runner = CliRunner()
@@ -47,14 +45,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def cnn_checkpoint(path: Path, class_names: list[str] | None = None) -> Path:
     """An untrained tiny CNN, saved as `train cnn` saves one."""
-    meta = {**checkpoint_meta(CNN_RECIPES["cpu"], width=WIDTH), "options": {"width": WIDTH},
-            "epoch": 1, "metrics": {}}
-    if class_names is not None:
-        meta["class_names"] = class_names
-    torch.manual_seed(0)
-    model = FashionCNN(num_classes=10, width=WIDTH, image_size=32).eval()
-    save_checkpoint(path, Checkpoint(meta, model.state_dict()))
-    return path
+    return save_cnn(path, CNN_RECIPES["cpu"], WIDTH, class_names=class_names)
 
 
 def cnn_run(home: Path, name: str = "tiny") -> Path:
@@ -175,7 +166,7 @@ def count_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import fmtool.vae.reconstruct
 
     work: list[str] = []
-    for module, name in [(fmtool.cnn.evaluate, "evaluate_checkpoint"),
+    for module, name in [(fmtool.cnn.evaluate, "evaluate_model"),
                          (fmtool.data.fashion, "load_fashion_mnist"),
                          (fmtool.vae.reconstruct, "reconstruct"), (fmtool.vae.fuse, "encode")]:
         real = getattr(module, name)

@@ -32,8 +32,8 @@ from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER as CNN_PAPER
-from fmtool.cnn.task import checkpoint_meta
 from fmtool.data.fashion import load_from_dir
+from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.engine.recipe import MAX_SEED
 from fmtool.engine.runs import check_run_name, read_metrics
@@ -42,6 +42,7 @@ from fmtool.errors import UserError
 from fmtool.models.cnn import FashionCNN
 from fmtool.vae.recipes import PAPER as VAE_PAPER
 from tests.conftest import REPO, synthetic_fashion, write_idx
+from tests.helpers.checkpoints import cnn_meta
 from tests.vae_helpers import make_vae_checkpoint, write_faces
 
 runner = CliRunner()
@@ -66,14 +67,20 @@ def _final_error(result: Any) -> str:
 # == 4. checkpoint metadata and weights =========================================================
 
 def _cnn_meta() -> dict[str, Any]:
-    """The text network's metadata: its standardised input has a mean and std to damage."""
-    recipe = CNN_PAPER.with_overrides(variant="text")
-    return {**checkpoint_meta(recipe, width=WIDTH), "options": {}, "epoch": 1, "metrics": {}}
+    """The text network's metadata as training writes it (its config table)."""
+    return cnn_meta(CNN_PAPER.with_overrides(variant="text"), WIDTH)
 
 
 def _cnn_weights() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     return FashionCNN(width=WIDTH).state_dict()
+
+
+def _legacy_cnn() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A checkpoint in the layout fmtool wrote before configs (architecture, class_names,
+    normalization and tta_flip at the top): the bundled model is one."""
+    shipped = load_checkpoint(bundled_checkpoint("cnn"))
+    return copy.deepcopy(shipped.meta), dict(shipped.model)
 
 
 def _key(part: str) -> Any:
@@ -108,24 +115,50 @@ def _nested(depth: int) -> Any:
     return value
 
 
+# Damage to the config table that training writes, and what the one-line refusal says.
 CNN_META_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
+    "nine class names": (lambda m: m["config"]["class_names"].pop(), "shape"),
+    "class names are numbers": (_set("config.class_names", list(range(10))), "class_names"),
+    "a class name repeats": (_set("config.class_names.1", "T-shirt/top"), "repeat"),
+    "an empty class name": (_set("config.class_names.3", ""), "class names"),
+    "one class name": (_set("config.class_names", ["Hat"]), "1 classes"),
+    "no config": (_drop("config"), "lacks config"),
+    "config is a list": (_set("config", [1, 2]), "config is not a table"),
+    "an unknown key": (_set("config.depth", 3), "unknown key 'depth'"),
+    "no image size": (_drop("config.image_size"), "lacks image_size"),
+    "image size zero": (_set("config.image_size", 0), "image_size"),
+    "image size not a multiple of 8": (_set("config.image_size", 30), "image_size"),
+    "image size huge": (_set("config.image_size", 1 << 20), "image_size"),
+    "image size is true": (_set("config.image_size", True), "image_size"),
+    "width NaN": (_set("config.width", float("nan")), "width"),
+    "width negative": (_set("config.width", -1.0), "width"),
+    "width huge": (_set("config.width", 500.0), "width"),
+    "width is text": (_set("config.width", "wide"), "width"),
+    "dropout 1.5": (_set("config.dropout", 1.5), "dropout"),
+    "an unknown variant": (_set("config.variant", "paper"), "variant"),
+    "tta_flip is text": (_set("config.tta_flip", "yes"), "tta_flip"),
+    "epoch is text": (_set("epoch", "seven"), "epoch"),
+    "epoch negative": (_set("epoch", -4), "epoch"),
+    "metrics is a list": (_set("metrics", [0.9]), "metrics"),
+    "recipe's lr negative": (_set("recipe.lr", -1.0), "recipe.lr"),
+    "nested 40 deep": (_set("data", _nested(40)), "nested"),
+    "nested past the JSON parser's limit": (_set("data", _nested(50_000)), "unreadable metadata"),
+}
+
+# The same for checkpoints in the layout from before configs (the bundled model's).
+LEGACY_CNN_META_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "nine class names": (lambda m: m["class_names"].pop(), "names 9 classes"),
     "eleven class names": (lambda m: m["class_names"].append("Hat"), "names 11 classes"),
-    "class names are numbers": (_set("class_names", list(range(10))), "class names"),
+    "class names are numbers": (_set("class_names", list(range(10))), "class_names"),
     "a class name repeats": (_set("class_names.1", "T-shirt/top"), "repeat"),
-    "an empty class name": (_set("class_names.3", ""), "class names"),
-    "no architecture": (_drop("architecture"), "lacks architecture"),
+    "no architecture": (_drop("architecture"), "lacks config"),
     "architecture is a list": (_set("architecture", [1, 2]), "architecture"),
+    "an unknown architecture key": (_set("architecture.depth", 3), "unknown key 'depth'"),
     "no num_classes": (_drop("architecture.num_classes"), "num_classes"),
     "num_classes is text": (_set("architecture.num_classes", "10"), "num_classes"),
     "one class": (_set("architecture.num_classes", 1), "num_classes"),
-    "image size zero": (_set("architecture.image_size", 0), "image_size"),
     "image size not a multiple of 8": (_set("architecture.image_size", 30), "image_size"),
-    "image size huge": (_set("architecture.image_size", 1 << 20), "image_size"),
     "width NaN": (_set("architecture.width", float("nan")), "width"),
-    "width negative": (_set("architecture.width", -1.0), "width"),
-    "width huge": (_set("architecture.width", 500.0), "width"),
-    "width is text": (_set("architecture.width", "wide"), "width"),
     "dropout 1.5": (_set("architecture.dropout", 1.5), "dropout"),
     "three input channels": (_set("architecture.in_channels", 3), "channel"),
     "another architecture": (_set("architecture.name", "ResNet"), "not FashionCNN"),
@@ -135,11 +168,6 @@ CNN_META_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
     "other normalisation": (_set("normalization.mean", 0.5), "normalised"),
     "source size 64": (_set("normalization.source_size", 64), "64 px"),
     "tta_flip is text": (_set("tta_flip", "yes"), "tta_flip"),
-    "epoch is text": (_set("epoch", "seven"), "epoch"),
-    "epoch negative": (_set("epoch", -4), "epoch"),
-    "metrics is a list": (_set("metrics", [0.9]), "metrics"),
-    "nested 40 deep": (_set("data", _nested(40)), "nested"),
-    "nested past the JSON parser's limit": (_set("data", _nested(50_000)), "unreadable metadata"),
 }
 
 CNN_WEIGHT_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
@@ -157,8 +185,9 @@ CNN_WEIGHT_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
 }
 
 
-def _write_cnn(path: Path, meta_change=None, weight_change=None, raw_meta: str | None = None) -> Path:
-    meta, weights = _cnn_meta(), _cnn_weights()
+def _write_cnn(path: Path, meta_change=None, weight_change=None, raw_meta: str | None = None,
+               legacy: bool = False) -> Path:
+    meta, weights = _legacy_cnn() if legacy else (_cnn_meta(), _cnn_weights())
     if meta_change is not None:
         meta_change(meta)
     if weight_change is not None:
@@ -181,6 +210,16 @@ def shoe(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.parametrize("case", list(LEGACY_CNN_META_CASES))
+def test_classify_refuses_an_older_cnn_checkpoint_with_wrong_metadata(case: str, tmp_path: Path,
+                                                                      shoe: Path):
+    path = _write_cnn(tmp_path / "model.pt", meta_change=LEGACY_CNN_META_CASES[case][0],
+                      legacy=True)
+    result = runner.invoke(app, ["classify", str(shoe), "--checkpoint", str(path)])
+    line = _final_error(result)
+    assert line.startswith(f"error: {path} ") and LEGACY_CNN_META_CASES[case][1] in line, (case, line)
+
+
 @pytest.mark.parametrize("case", list(CNN_META_CASES) + list(CNN_WEIGHT_CASES))
 def test_classify_refuses_a_cnn_checkpoint_with_wrong_metadata_or_weights(
         case: str, tmp_path: Path, shoe: Path):
@@ -201,18 +240,21 @@ def test_classify_refuses_a_cnn_checkpoint_with_wrong_metadata_or_weights(
 
 def test_the_schema_accepts_what_training_writes_and_older_optional_keys(tmp_path: Path,
                                                                           shoe: Path):
-    for name, change in {"as written": None,
-                         "no width, dropout, variant, tta_flip, normalization": lambda m: [
-                             m["architecture"].pop("width"), m["architecture"].pop("dropout"),
-                             m["architecture"].pop("variant"), m.pop("tta_flip"),
-                             m.pop("normalization")]}.items():
-        path = _write_cnn(tmp_path / "ok.pt", meta_change=change)
-        if change is not None:  # the model then is the default width: write its weights
-            meta = _cnn_meta()
-            change(meta)
-            save_checkpoint(path, Checkpoint(meta, FashionCNN().state_dict()))
+    """A checkpoint as training writes it loads; so does one from before configs, also from
+    before width, dropout, variant, flip TTA and normalization were recorded (the network is
+    then the text network at full width, as those versions trained it)."""
+    def older(meta: dict) -> None:
+        for key in ("width", "dropout", "variant"):
+            meta["architecture"].pop(key)
+        meta.pop("tta_flip"), meta.pop("normalization")
+
+    written = _write_cnn(tmp_path / "new.pt")
+    bundled = _write_cnn(tmp_path / "legacy.pt", legacy=True)
+    oldest = _write_cnn(tmp_path / "oldest.pt", meta_change=older, legacy=True,
+                        weight_change=lambda w: w.update(FashionCNN().state_dict()))
+    for path in (written, bundled, oldest):
         result = runner.invoke(app, ["classify", str(shoe), "--checkpoint", str(path)])
-        assert result.exit_code == 0, (name, result.output)
+        assert result.exit_code == 0, (path.name, result.output)
 
 
 @pytest.fixture(scope="module")
@@ -243,27 +285,37 @@ def test_eval_refuses_instead_of_printing_an_accuracy(case: str, cnn_run: dict, 
 
 
 VAE_META_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
-    "preprocessing size disagrees": (_set("preprocessing.image_size", 64), "64 px faces"),
-    "zero crop": (_set("preprocessing.crop", [0, 250]), "crop"),
-    "crop of zero": (_set("preprocessing.crop", [224, 0]), "crop"),
-    "crop bigger than the image": (_set("preprocessing.crop", [300, 250]), "crop"),
-    "crop of three numbers": (_set("preprocessing.crop", [1, 2, 3]), "crop"),
-    "crop is text": (_set("preprocessing.crop", "centre"), "crop"),
-    "no preprocessing": (_drop("preprocessing"), "lacks preprocessing"),
-    "another resampling": (_set("preprocessing.resample", "nearest"), "nearest"),
-    "another pixel range": (_set("preprocessing.range", [0, 255]), "range"),
-    "latent size zero": (_set("architecture.latent_dim", 0), "latent_dim"),
-    "latent size huge": (_set("architecture.latent_dim", 10**7), "latent_dim"),
-    "latent size fractional": (_set("architecture.latent_dim", 8.5), "latent_dim"),
-    "image size 48": (_set("architecture.image_size", 48), "image_size"),
-    "image size 4096": (_set("architecture.image_size", 4096), "image_size"),
-    "no architecture": (_drop("architecture"), "lacks architecture"),
+    "zero crop": (_set("config.crop", [0, 250]), "crop"),
+    "crop of zero": (_set("config.crop", [224, 0]), "crop"),
+    "crop bigger than the image": (_set("config.crop", [300, 250]), "crop"),
+    "crop of three numbers": (_set("config.crop", [1, 2, 3]), "crop"),
+    "crop is text": (_set("config.crop", "centre"), "crop"),
+    "no config": (_drop("config"), "lacks config"),
+    "an unknown key": (_set("config.channels", 3), "unknown key 'channels'"),
+    "no latent size": (_drop("config.latent_dim"), "lacks latent_dim"),
+    "latent size zero": (_set("config.latent_dim", 0), "latent_dim"),
+    "latent size huge": (_set("config.latent_dim", 10**7), "latent_dim"),
+    "latent size fractional": (_set("config.latent_dim", 8.5), "latent_dim"),
+    "image size 48": (_set("config.image_size", 48), "image_size"),
+    "image size 4096": (_set("config.image_size", 4096), "image_size"),
     "epoch is a list": (_set("epoch", [1]), "epoch"),
     # report --vae splits the faces again with the recipe's share: text there was a TypeError
     "recipe's val_fraction is text": (_set("recipe.val_fraction", "lots"), "recipe.val_fraction"),
     "recipe's val_fraction 1.5": (_set("recipe.val_fraction", 1.5), "recipe.val_fraction"),
     "recipe's batch size fractional": (_set("recipe.batch_size", 6.5), "recipe.batch_size"),
     "held-out faces negative": (_set("data.val_images", -3), "data.val_images"),
+}
+
+# The same for checkpoints in the layout from before configs (the bundled model's).
+LEGACY_VAE_META_CASES: dict[str, tuple[Callable[[dict], None], str]] = {
+    "preprocessing size disagrees": (_set("preprocessing.image_size", 128), "128 px faces"),
+    "crop of three numbers": (_set("preprocessing.crop", [1, 2, 3]), "crop"),
+    "no preprocessing": (_drop("preprocessing"), "lacks preprocessing"),
+    "no architecture": (_drop("architecture"), "lacks config"),
+    "no latent size": (_drop("architecture.latent_dim"), "lacks latent_dim"),
+    "another resampling": (_set("preprocessing.resample", "nearest"), "nearest"),
+    "another pixel range": (_set("preprocessing.range", [0, 255]), "range"),
+    "latent size zero": (_set("architecture.latent_dim", 0), "latent_dim"),
 }
 
 
@@ -286,10 +338,13 @@ def test_vae_commands_refuse_wrong_metadata_and_weights(command: str, tmp_path: 
         "integer weights": (lambda w: w.update({"output.weight": w["output.weight"].long()}),
                             "not floating point"),
     }
-    for name, (change, reason) in {**VAE_META_CASES, **weight_cases}.items():
-        ckpt = load_checkpoint(good)
+    legacy = load_checkpoint(bundled_checkpoint("vae"))
+    cases = {**VAE_META_CASES, **weight_cases,
+             **{f"older layout, {k}": v for k, v in LEGACY_VAE_META_CASES.items()}}
+    for name, (change, reason) in cases.items():
+        ckpt = legacy if name.startswith("older layout") else load_checkpoint(good)
         meta, weights = copy.deepcopy(ckpt.meta), dict(ckpt.model)
-        (change(meta) if name in VAE_META_CASES else change(weights))
+        (change(weights) if name in weight_cases else change(meta))
         path = tmp_path / "bad.pt"
         save_checkpoint(path, Checkpoint(meta, weights))
         result = runner.invoke(app, [*args, "--checkpoint", str(path), "--device", "cpu"])
@@ -314,8 +369,8 @@ class _DivergingTask:
         self.epoch = epoch
         return [torch.ones(4, 2), torch.ones(4, 2)]
 
-    def step(self, batch: torch.Tensor):
-        out = self.model(batch).sum()
+    def step(self, model: nn.Module, batch: torch.Tensor):
+        out = model(batch).sum()
         loss = out * (float("nan") if self.epoch >= self.diverge_at else 1.0)
         return loss, {"count": torch.tensor(float(len(batch)))}
 
@@ -369,7 +424,7 @@ def test_only_finite_scores_improve(mode: str, best, value: float, improved: boo
 
 
 def test_the_summary_skips_diverged_epochs():
-    from fmtool.cli.training import selection_summary
+    from fmtool.engine.training import selection_summary
 
     history = [{"epoch": 1, "val_acc": 0.4}, {"epoch": 2, "val_acc": 0.9, "diverged": True},
                {"epoch": 3, "val_acc": float("inf")}]

@@ -1,6 +1,6 @@
 """The layout is the architecture: each folder may import only the layers beneath it.
 
-    cli  ->  report  ->  cnn, vae  ->  models, data, metrics, engine  ->  errors, choices
+    cli  ->  api, report  ->  cnn, vae  ->  models, data, metrics, engine  ->  errors, choices
 
 The rules are read from the source (every import, also those inside functions), so a module that
 breaks one fails here even if no test ever runs it. `layer_violations` is the checker;
@@ -25,7 +25,8 @@ ALLOWED = {
     "cnn": {"engine", "models", "data", "metrics"},
     "vae": {"engine", "models", "data", "metrics"},
     "report": {"engine", "models", "data", "metrics", "cnn", "vae"},
-    "cli": {"engine", "models", "data", "metrics", "cnn", "vae", "report"},
+    "api": {"engine", "models", "data", "metrics", "cnn", "vae"},
+    "cli": {"engine", "models", "data", "metrics", "cnn", "vae", "report", "api"},
 }
 TERMINAL_LIBRARIES = {"typer", "click", "rich"}  # only cli/ talks to the terminal
 
@@ -106,6 +107,61 @@ def layer_violations(package: Path) -> list[str]:
 
 def test_every_module_keeps_the_layer_rules():
     assert layer_violations(PACKAGE) == []
+
+
+def _module_imports(tree: ast.AST, package: Path) -> set[str]:
+    """The package's modules a file imports; `from a.b import c` counts as a.b.c where c is a
+    module. The package root is left out: it only re-exports names, lazily."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                inner = Path(*f"{node.module}.{alias.name}".split("."))
+                is_module = (package.parent / inner).is_dir() or \
+                    (package.parent / inner.with_suffix(".py")).is_file()
+                found.add(f"{node.module}.{alias.name}" if is_module else node.module)
+    return {name for name in found if name.startswith(f"{package.name}.")}
+
+
+def import_cycles(package: Path) -> list[list[str]]:
+    """Every cycle of imports between the package's modules (imports inside functions and under
+    TYPE_CHECKING count too: a cycle is two modules that cannot be read one before the other)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package.parent).with_suffix("")
+        module = ".".join(relative.parts[:-1] if relative.name == "__init__" else relative.parts)
+        graph[module] = _module_imports(ast.parse(path.read_text(), filename=str(path)),
+                                        package) - {module}
+    cycles, state = [], dict.fromkeys(graph, 0)  # 0 unseen, 1 on the path, 2 done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            if state.get(target) == 1:
+                cycles.append(path[path.index(target):] + [target])
+            elif state.get(target) == 0:
+                visit(target, path + [target])
+        state[module] = 2
+
+    for module in graph:
+        if state[module] == 0:
+            visit(module, [module])
+    return cycles
+
+
+def test_no_two_modules_import_each_other():
+    assert import_cycles(PACKAGE) == []
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path: Path):
+    package = tmp_path / "fmtool"
+    (package / "report").mkdir(parents=True)
+    (package / "report" / "study.py").write_text("from fmtool.report import figures\n")
+    (package / "report" / "figures.py").write_text("def f():\n    from fmtool.report.study import Study\n")
+    assert import_cycles(package) == [["fmtool.report.figures", "fmtool.report.study",
+                                       "fmtool.report.figures"]]
 
 
 def test_the_rules_cover_every_folder_of_the_package():

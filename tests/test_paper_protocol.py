@@ -32,7 +32,7 @@ def test_the_paper_recipe_trains_on_every_image_and_reports_final_and_best_test_
         tiny_fashion: Path):
     lines, history, run = train(tiny_fashion, "paper")
     best = load_checkpoint(run / "best.pt").meta
-    assert best["architecture"]["variant"] == "code"
+    assert best["config"]["variant"] == "code"
     assert (best["data"]["train_images"], best["data"]["val_images"]) == (200, 0)
     assert all("val_acc" not in record for record in history)
     peak = max(history, key=lambda r: r["test_acc"])
@@ -47,7 +47,7 @@ def test_the_paper_recipe_trains_on_every_image_and_reports_final_and_best_test_
 def test_with_held_out_images_best_pt_is_chosen_on_them(tiny_fashion: Path):
     lines, history, run = train(tiny_fashion, "held", "--val-size", "20", "--variant", "text")
     best = load_checkpoint(run / "best.pt").meta
-    assert best["architecture"]["variant"] == "text"
+    assert best["config"]["variant"] == "text"
     assert (best["data"]["train_images"], best["data"]["val_images"]) == (180, 20)
     picked = max(history, key=lambda r: r["val_acc"])
     assert best["epoch"] == picked["epoch"]

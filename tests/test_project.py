@@ -17,12 +17,11 @@ from fmtool.cnn.activations import capture, layer_groups, layer_shapes, parse_la
 from fmtool.cnn.inference import predict_logits
 from fmtool.cnn.projection import Projection, analyse_layer, knn_accuracy, project, silhouette, write_csv
 from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
-from fmtool.cnn.task import checkpoint_meta
 from fmtool.data import fashion
-from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from fmtool.engine.paths import runs_dir
 from fmtool.errors import UserError
 from fmtool.models.cnn import LAYER_NAMES, FashionCNN
+from tests.helpers.checkpoints import save_cnn
 
 WIDTH = 0.0625  # channels 2, 4, 8, 32: the report's topology at a size tests run in milliseconds
 
@@ -33,14 +32,10 @@ def tiny_model(seed: int = 0) -> FashionCNN:
 
 
 def save_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """An untrained tiny CNN saved with the metadata a `train cnn` run writes: the task's, plus
-    what the Trainer adds (options, epoch, metrics)."""
+    """`tiny_model(seed)` saved as a `train cnn` run saves its checkpoint."""
     recipe = CNN_RECIPES["paper"].with_overrides(variant="text")  # tiny_model's network
     data = {"train_images": 0, "val_images": 0, "test_images": 0, "source": "none (untrained)"}
-    meta = {**checkpoint_meta(recipe, width=WIDTH, data=data),
-            "options": {"width": WIDTH}, "epoch": 1, "metrics": {}}
-    save_checkpoint(path, Checkpoint(meta, tiny_model(seed).state_dict()))
-    return path
+    return save_cnn(path, recipe, WIDTH, seed, data=data)
 
 
 def random_images(count: int, seed: int = 0) -> torch.Tensor:

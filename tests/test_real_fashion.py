@@ -46,9 +46,9 @@ def test_classify_on_png_files_agrees_with_eval(real_run: dict, shared_data: Pat
     assert result.exit_code == 0, result.output
     labels_from_classify = [r["predictions"][0]["label"] for r in json.loads(result.stdout)]
 
-    model, meta = load_classifier(real_run["run"] / "best.pt", torch.device("cpu"))
+    model, config, _ = load_classifier(real_run["run"] / "best.pt", torch.device("cpu"))
     eval_predictions = predict_logits(model, images, 32, torch.device("cpu"),
-                                      tta_flip=meta.get("tta_flip", False)).argmax(1)  # as eval
-    labels_from_eval = [meta["class_names"][i] for i in eval_predictions]
+                                      tta_flip=config.tta_flip).argmax(1)  # as eval
+    labels_from_eval = [config.class_names[i] for i in eval_predictions]
     agree = sum(a == b for a, b in zip(labels_from_classify, labels_from_eval))
     assert len(labels_from_classify) == 1000 and agree >= 990

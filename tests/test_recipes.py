@@ -101,7 +101,7 @@ def test_best_epoch_is_picked_on_validation_and_ema_weights_are_kept(tiny_fashio
     assert sorted(ema_at) == [1, 2]
     best = load_checkpoint(tmp_path / "run" / "best.pt")
     picked = max(history, key=lambda r: r["val_acc"])  # the first of equals, as the Trainer keeps
-    assert best.meta["epoch"] == picked["epoch"] and best.meta["tta_flip"] is True
+    assert best.meta["epoch"] == picked["epoch"] and best.meta["config"]["tta_flip"] is True
     kept, raw = ema_at[picked["epoch"]], raw_at[picked["epoch"]]
     assert best.model.keys() == kept.keys()
     for key, value in kept.items():
@@ -130,8 +130,8 @@ def test_dropout_is_a_recipe_value_that_the_checkpoint_remembers(tmp_path: Path)
     assert rates == {0.2}
     save_checkpoint(tmp_path / "m.pt", Checkpoint(task.meta(),
                                                   task.model.state_dict()))
-    model, meta = load_classifier(tmp_path / "m.pt", CPU)
-    assert meta["architecture"]["dropout"] == 0.2
+    model, config, _ = load_classifier(tmp_path / "m.pt", CPU)
+    assert config.dropout == 0.2
     assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.2}
     assert CNN_RECIPES["paper"].dropout == 0.7  # the report's rate stays the paper default
 
@@ -167,7 +167,7 @@ def load_from_dir_stub():
 
 
 def test_the_closing_summary_names_the_selected_epoch_and_the_reports_measure():
-    from fmtool.cli.training import selection_summary
+    from fmtool.engine.training import selection_summary
 
     history = [{"epoch": 1, "val_acc": 0.80, "test_acc": 0.81},
                {"epoch": 2, "val_acc": 0.85, "test_acc": 0.83},
@@ -182,7 +182,7 @@ def test_the_closing_summary_names_the_selected_epoch_and_the_reports_measure():
 
 
 def test_without_validation_the_summary_says_best_pt_was_chosen_on_the_test_set():
-    from fmtool.cli.training import selection_summary
+    from fmtool.engine.training import selection_summary
 
     history = [{"epoch": 1, "test_acc": 0.80}, {"epoch": 2, "test_acc": 0.86},
                {"epoch": 3, "test_acc": 0.84}]

@@ -14,20 +14,20 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from fmtool.api import VAE
 from fmtool.cli.app import app
-from fmtool.cnn.inference import build_model
 from fmtool.cnn.recipes import PAPER
-from fmtool.cnn.task import checkpoint_meta
 from fmtool.data.faces import HeldOutFaces, load_face_splits
-from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fmtool.engine.checkpoint import load_checkpoint, save_checkpoint
 from fmtool.engine.runs import write_metrics
 from fmtool.models.cnn import FashionCNN
 from fmtool.models.vae import FaceVAE
 from fmtool.report.architecture import trace
 from fmtool.report.vae_figures import _pick
-from fmtool.vae.evaluate import evaluate_vae, split_check
+from fmtool.vae.evaluate import split_check
 from fmtool.vae.fuse import group_files
 from tests.conftest import synthetic_fashion
+from tests.helpers.checkpoints import save_cnn
 from tests.vae_helpers import make_vae_checkpoint, write_faces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -41,10 +41,7 @@ def run(*args: object):
 
 def tiny_cnn(path: Path) -> Path:
     """An untrained CNN of the paper recipe at width 1/16, saved as a training run saves one."""
-    meta = {**checkpoint_meta(PAPER, width=0.0625), "options": {}, "epoch": 3, "metrics": {}}
-    torch.manual_seed(0)
-    save_checkpoint(path, Checkpoint(meta, build_model(meta).state_dict()))
-    return path
+    return save_cnn(path, PAPER, 0.0625, epoch=3)
 
 
 @pytest.fixture(scope="module")
@@ -164,10 +161,10 @@ def test_the_numbers_are_those_the_other_commands_print(study: dict, world: dict
     assert f"PSNR {mean['psnr']:.2f} dB, SSIM {mean['ssim']:.4f}, as fmtool reconstruct" in page
 
 
-def test_the_headline_psnr_and_ssim_are_evaluate_vaes_over_all_held_out_faces(study: dict,
-                                                                              world: dict):
-    """The numbers a model card states (tools/bundle.py measures them with evaluate_vae)."""
-    measured = evaluate_vae(world["vae"], torch.device("cpu"), world["faces"])
+def test_the_headline_psnr_and_ssim_are_the_vaes_own_over_all_held_out_faces(study: dict,
+                                                                             world: dict):
+    """The numbers a model card states (tools/bundle.py measures them with VAE.evaluate)."""
+    measured = VAE.load(world["vae"], device="cpu").evaluate(world["faces"])
     vae = study["vae"]
     assert (vae["faces"], vae["people"]) == (measured["faces"], measured["people"])
     assert (vae["psnr"], vae["ssim"]) == (measured["psnr"], measured["ssim"])

@@ -34,7 +34,7 @@ def test_learns_and_records_each_epoch_once(tiny_fashion: Path, tmp_path: Path):
     assert [r["lr"] for r in history] == [2e-3, 2e-3, 2e-3, 1e-3]  # StepLR(3, 0.5)
     best = load_checkpoint(run / "best.pt", expect_kind="cnn")
     assert best.meta["metrics"]["test_acc"] == max(r["test_acc"] for r in history)
-    assert best.meta["recipe"]["batch_size"] == 16 and best.meta["class_names"][0] == "T-shirt/top"
+    assert best.meta["recipe"]["batch_size"] == 16 and best.meta["config"]["class_names"][0] == "T-shirt/top"
     assert (run / "run.json").is_file()
 
 

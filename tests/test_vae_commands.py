@@ -62,8 +62,8 @@ def test_train_vae_end_to_end_then_resume_then_use_the_latest_run(tmp_path: Path
     assert (run_dir / "reconstructions" / "epoch_0001.png").is_file()
     assert (run_dir / "loss_curve.png").is_file()
     meta = load_checkpoint(run_dir / "best.pt", expect_kind="vae").meta
-    assert meta["architecture"] == {"name": "FaceVAE", "image_size": 32, "latent_dim": 16}
-    assert meta["preprocessing"]["crop"] == [224, 250] and meta["recipe"]["lr"] == 3e-4
+    assert meta["config"] == {"image_size": 32, "latent_dim": 16, "crop": [224, 250]}
+    assert meta["recipe"]["lr"] == 3e-4
     assert meta["data"]["train_people"] + meta["data"]["val_people"] == 8
 
     again = run("train", "vae", "--name", "tiny", "--resume", "--epochs", "2", "--device", "cpu")
@@ -161,13 +161,13 @@ def test_reconstruct_puts_64_pairs_in_each_grid(tmp_path: Path, checkpoint: Path
 
 
 def test_fuse_ends_are_the_inputs_reconstructions(photos: Path, checkpoint: Path):
-    model, meta = load_vae(checkpoint, CPU)
+    model, config, _ = load_vae(checkpoint, CPU)
     a, b = photos / "face_0.jpg", photos / "face_3.jpg"
     images, _, _ = decode_faces([a, b], 32)
     mu, _ = encode(model, images, CPU)
     expected = decode(model, mu, CPU)
     for method in ("lerp", "slerp"):
-        fusion = fuse_pair(model, meta, a, b, steps=6, method=method, device=CPU)
+        fusion = fuse_pair(model, config, a, b, steps=6, method=method, device=CPU)
         assert fusion.frames.shape == (6, 3, 32, 32) and fusion.values[0] == 0 and fusion.values[-1] == 1
         assert torch.allclose(fusion.frames[0], expected[0], atol=1e-6)
         assert torch.allclose(fusion.frames[-1], expected[1], atol=1e-6)

@@ -13,7 +13,7 @@ from fmtool.cnn.task import CNNTask
 from fmtool.data import fashion
 from fmtool.data.fashion import load_from_dir
 from fmtool.engine.bundled import bundled_checkpoint
-from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
+from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.models.cnn import FashionCNN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +33,7 @@ def test_training_feeds_each_variant_its_own_input_scaling(variant: str, tiny_fa
     task = CNNTask(load_from_dir(tiny_fashion), recipe, CPU)
     seen, hook = first_layer_inputs(task.model)
     batch = task.batches(0)[0]
-    task.step(batch)
+    task.step(task.model, batch)
     hook.remove()
     expected = fashion.to_model_input(task.train_x[batch], 32, task.model.input_scaling)
     assert torch.allclose(seen[0], expected)
@@ -48,11 +48,10 @@ def test_a_code_checkpoint_comes_back_as_the_code_network_and_is_fed_min_max(tmp
     data = load_from_dir(tiny_fashion)
     recipe = RECIPES["paper"].with_overrides(width=0.0625)
     task = CNNTask(data, recipe, CPU)
-    assert task.meta()["architecture"]["variant"] == "code"
-    assert task.meta()["normalization"]["scaling"] == "minmax"
+    assert task.meta()["config"]["variant"] == "code" and task.config.scaling == "minmax"
     save_checkpoint(tmp_path / "code.pt", Checkpoint(task.meta(), task.model.state_dict()))
 
-    model, meta = load_classifier(tmp_path / "code.pt", CPU)
+    model, _, _ = load_classifier(tmp_path / "code.pt", CPU)
     assert model.variant == "code" and model.conv3[0].bias is not None
     assert model.drop3.p == 0.5 and model.drop1.p == recipe.dropout
     images = data.test_images[:12]
@@ -66,23 +65,17 @@ def test_a_code_checkpoint_comes_back_as_the_code_network_and_is_fed_min_max(tmp
 
 
 def test_checkpoints_from_before_the_variants_are_the_text_network(tmp_path: Path):
-    task = CNNTask(load_from_stub(), RECIPES["cpu"], CPU)  # the text network, its meta trimmed
-    meta = task.meta()
+    shipped = load_checkpoint(bundled_checkpoint("cnn"))  # written before configs existed
+    meta = shipped.meta
     del meta["architecture"]["variant"], meta["normalization"]["scaling"]
-    save_checkpoint(tmp_path / "old.pt", Checkpoint(meta, task.model.state_dict()))
-    model, _ = load_classifier(tmp_path / "old.pt", CPU)
+    save_checkpoint(tmp_path / "old.pt", Checkpoint(meta, shipped.model))
+    model, _, _ = load_classifier(tmp_path / "old.pt", CPU)
     assert model.variant == "text" and model.input_scaling == "standard"
 
 
 def test_the_bundled_cnn_is_the_text_network():
     shipped = bundled_checkpoint("cnn")
     assert shipped is not None
-    model, meta = load_classifier(shipped, CPU)
-    assert meta["architecture"]["variant"] == "text" == model.variant
+    model, config, _ = load_classifier(shipped, CPU)
+    assert config.variant == "text" == model.variant
     assert model.input_scaling == "standard"
-
-
-def load_from_stub() -> fashion.FashionMNIST:
-    images = torch.zeros(20, 28, 28, dtype=torch.uint8)
-    labels = torch.arange(20) % 10
-    return fashion.FashionMNIST(images, labels, images, labels, Path("stub"))

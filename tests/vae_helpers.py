@@ -5,13 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
-from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
-from fmtool.models.vae import FaceVAE
-from fmtool.vae.recipes import PAPER
-from fmtool.vae.task import checkpoint_meta
+from tests.helpers.checkpoints import save_vae
 
 
 def face_image(person: int, index: int, size: int = 250) -> Image.Image:
@@ -45,12 +41,5 @@ def write_faces(folder: Path, people: int = 8, per_person: int = 5, size: int = 
 
 def make_vae_checkpoint(path: Path, image_size: int = 32, latent_dim: int = 8, seed: int = 0,
                         data: dict | None = None) -> Path:
-    """An untrained VAE saved as `train vae` saves one (enough for reconstruct and fuse): the
-    task's metadata (`data`: what it records of its faces, as `FaceSplits.info`), plus what the
-    Trainer adds (options, epoch, metrics)."""
-    torch.manual_seed(seed)
-    model = FaceVAE(image_size=image_size, latent_dim=latent_dim)
-    recipe = PAPER.with_overrides(image_size=image_size, latent_dim=latent_dim)
-    meta = {**checkpoint_meta(recipe, data or {}), "options": {}, "epoch": 0, "metrics": {}}
-    save_checkpoint(path, Checkpoint(meta, model.state_dict()))
-    return path
+    """An untrained VAE saved as `train vae` saves one (enough for reconstruct and fuse)."""
+    return save_vae(path, image_size, latent_dim, seed, data)

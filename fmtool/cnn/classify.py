@@ -1,69 +1,80 @@
-"""`fmtool classify`: user image files in, top-k labels out, bad files reported not fatal."""
+"""Classifying pictures: each prepared as Fashion-MNIST's items were, then the model's answers
+averaged over its views. Files and pictures already in memory take the same road, so a picture
+gets the same answer from `CNN.classify` as from `fmtool classify`; a file that cannot be read is
+that file's error, never the batch's."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
-from fmtool.cnn.inference import load_classifier, predict_logits
-from fmtool.data.images import ImageReadError, load_fashion_views
+from fmtool.cnn.config import CNNConfig
+from fmtool.cnn.inference import predict_logits
+from fmtool.data.images import ImageReadError, load_fashion_views, prepare_fashion_views
 from fmtool.engine.io import atomic_write
 
 
-def seen_name(index: int, file: Path) -> str:
+def seen_name(index: int, file: Path | None) -> str:
     """NNNN_<name>.png: numbered in the order given, so two inputs never share a name, and
     only safe characters, so the picture lands inside the folder it is written to."""
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", file.stem)[:80].lstrip(".") or "image"
-    return f"{index:04d}_{stem}.png"
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", file.stem)[:80].lstrip(".") if file else ""
+    return f"{index:04d}_{stem or 'image'}.png"
 
 
 def save_seen(item: np.ndarray, path: Path) -> None:
     """The 28x28 picture the model is given, as an 8-bit grey PNG (written atomically)."""
-    from PIL import Image
-
     with atomic_write(path) as sink:
         Image.fromarray(item).save(sink, format="PNG")
 
 
-def classify_files(files: list[Path], checkpoint: Path, device: torch.device, top_k: int = 1,
-                   invert: str = "auto", save_input: Path | None = None,
-                   single_view: bool = False) -> list[dict[str, Any]]:
-    """One result per file, in order: {'path', 'predictions': [...]} or {'path', 'error'}.
-    A photo is prepared several ways (`fashion_views`) and its logits averaged over them, unless
-    `single_view`. With `save_input`, what the model sees for each readable file (its first
-    view) is written into that folder (see `seen_name`) and its result names the picture as
-    'input'."""
-    model, meta = load_classifier(checkpoint, device)
-    names = meta["class_names"]
+def views_of(source: Path | Image.Image, invert: str, single_view: bool) -> np.ndarray:
+    """A file's or a picture's 28x28 uint8 views (ImageReadError for a file that cannot be
+    used)."""
+    if isinstance(source, Path):
+        return load_fashion_views(source, invert, single=single_view)
+    return prepare_fashion_views(source, invert, single=single_view)
+
+
+def classify_pictures(model: torch.nn.Module, config: CNNConfig, device: torch.device,
+                      sources: Sequence[Path | Image.Image], top_k: int = 1,
+                      invert: str = "auto", single_view: bool = False,
+                      save_input: Path | None = None) -> list[dict[str, Any]]:
+    """One result per source, in order: {'path', 'predictions': [{'label', 'probability'}]}, or
+    {'path', 'error'} for a file that cannot be read ('path' is None for a picture in memory).
+
+    A photo is prepared several ways and its logits averaged over them, unless `single_view`.
+    With `save_input`, what the model sees for each readable source (its first view) is written
+    into that folder (see `seen_name`) and its result names the picture as 'input'."""
+    names = list(config.class_names)
     results: list[dict[str, Any]] = []
     views: list[np.ndarray] = []
-    for index, file in enumerate(files, start=1):
+    for index, source in enumerate(sources, start=1):
+        path = source if isinstance(source, Path) else None
+        results.append({"path": None if path is None else str(path)})
         try:
-            views.append(load_fashion_views(file, invert, single=single_view))
-            results.append({"path": str(file)})
+            views.append(views_of(source, invert, single_view))
         except ImageReadError as exc:
-            results.append({"path": str(file), "error": str(exc)})
+            results[-1]["error"] = str(exc)
             continue
         if save_input is not None:
-            seen = save_input / seen_name(index, file)
+            seen = save_input / seen_name(index, path)
             save_seen(views[-1][0], seen)
             results[-1]["input"] = str(seen)
-    if views:
-        logits = predict_logits(model, torch.from_numpy(np.concatenate(views)),
-                                meta["architecture"]["image_size"], device,
-                                tta_flip=meta.get("tta_flip", False))
-        per_file = logits.split([len(v) for v in views])
-        probabilities = torch.stack([chunk.mean(0) for chunk in per_file]).softmax(1)
-        k = min(top_k, len(names))
-        top = probabilities.topk(k, dim=1)
-        good = iter(zip(top.values.tolist(), top.indices.tolist()))
-        for result in results:
-            if "error" not in result:
-                values, indices = next(good)
-                result["predictions"] = [{"label": names[i], "probability": p}
-                                         for p, i in zip(values, indices)]
+    if not views:
+        return results
+    logits = predict_logits(model, torch.from_numpy(np.concatenate(views)), config.image_size,
+                            device, tta_flip=config.tta_flip)
+    per_source = logits.split([len(v) for v in views])
+    probabilities = torch.stack([chunk.mean(0) for chunk in per_source]).softmax(1)
+    top = probabilities.topk(min(top_k, len(names)), dim=1)
+    readable = [result for result in results if "error" not in result]
+    for result, values, indices in zip(readable, top.values.tolist(), top.indices.tolist(),
+                                       strict=True):
+        result["predictions"] = [{"label": names[i], "probability": p}
+                                 for p, i in zip(values, indices)]
     return results

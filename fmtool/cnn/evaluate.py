@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from fmtool.cnn.inference import load_classifier, predict_logits
+from fmtool.cnn.config import CNNConfig
+from fmtool.cnn.inference import predict_logits
 from fmtool.data import fashion
 from fmtool.engine.device import precision_name
 from fmtool.engine.io import all_or_nothing, check_outputs
@@ -17,22 +18,20 @@ from fmtool.metrics import plots
 from fmtool.metrics.classification import classification_metrics, confusion_matrix, per_class_accuracy
 
 
-def evaluate_checkpoint(path: Path, device: torch.device, data_dir: Path | None = None,
-                        limit: int | None = None,
-                        precision: torch.dtype | None = None) -> dict[str, Any]:
-    """Accuracy, loss, per-class accuracy and confusion matrix on the (optionally limited) test set."""
-    model, meta = load_classifier(path, device)
+def evaluate_model(model: torch.nn.Module, config: CNNConfig, device: torch.device,
+                   data_dir: Path | None = None, limit: int | None = None,
+                   precision: torch.dtype | None = None) -> dict[str, Any]:
+    """Accuracy, loss, per-class accuracy and confusion matrix on the (optionally limited)
+    test set."""
     data = fashion.load_fashion_mnist(data_dir)
     images, labels = fashion.subset(data.test_images, data.test_labels, limit, seed=0)
-    logits = predict_logits(model, images, meta["architecture"]["image_size"], device,
-                            dtype=precision, tta_flip=meta.get("tta_flip", False))
+    logits = predict_logits(model, images, config.image_size, device, dtype=precision,
+                            tta_flip=config.tta_flip)
     metrics = classification_metrics(logits, labels)
-    names = meta["class_names"]
+    names = list(config.class_names)
     matrix = confusion_matrix(metrics["predictions"], labels, len(names))
     return {
-        "checkpoint": str(path),
         "precision": precision_name(precision),
-        "epoch": meta.get("epoch"),
         "images": len(labels),
         "accuracy": metrics["accuracy"],
         "loss": metrics["loss"],

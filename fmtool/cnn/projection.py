@@ -25,8 +25,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from fmtool.choices import ProjectionMethod
+from fmtool.cnn.config import CNNConfig
 from fmtool.engine.feedback import SILENT, Feedback
-from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
+from fmtool.engine.io import atomic_write
 from fmtool.errors import Option, UserError
 
 METHOD_TITLES = {"tsne": "t-SNE", "pca": "PCA"}
@@ -131,56 +132,34 @@ def write_csv(path: Path, projections: Sequence[Projection], indices: np.ndarray
     return path
 
 
-def project_test_images(model: Any, meta: dict[str, Any], checkpoint: Path, layers: list[str],
-                        method: str, per_class: int, seed: int, thumbnails: bool,
-                        out: Path | None, device: Any, data_dir: Path | None,
-                        feedback: Feedback = SILENT, force: bool = False) -> dict[str, Any]:
-    """The whole `project` job: sample test images per class, capture the layers, project and
-    score each, draw the figure and write the CSV. Returns the report the command prints.
+@dataclass
+class ProjectedSample:
+    """The test images a projection drew (`per_class` of each class, seeded) and each layer's
+    2-D map of them, in the order the layers were asked for."""
 
-    Without `out`, the figure goes into the checkpoint's run folder (a bundled model's: fmtool's
-    data folder, see `runs.figures_home`) as projection-<method>-<layers>[-thumbnails].png, the
-    CSV beside it; those names are fmtool's own in a run folder it made. Anywhere else an
-    existing figure or CSV is only overwritten with `force`, and that is checked before any
-    work. Figure and CSV appear together or not at all."""
-    from fmtool.cnn import projection_plots
+    indices: np.ndarray  # positions in the test set
+    labels: np.ndarray
+    images: np.ndarray  # uint8 [N, 28, 28]
+    layers: list[Projection]
+
+
+def project_test_images(model: Any, config: CNNConfig, layers: list[str], method: str,
+                        per_class: int, seed: int, device: Any, data_dir: Path | None,
+                        feedback: Feedback = SILENT) -> ProjectedSample:
+    """Samples `per_class` test images of every class with `seed`, captures the layers,
+    projects each to 2-D with `method` and scores how well the classes separate there."""
     from fmtool.cnn.activations import sample_per_class
     from fmtool.data.fashion import load_fashion_mnist
-    from fmtool.engine.runs import figures_home
-    from fmtool.models.cnn import LAYER_NAMES
 
-    start = time.perf_counter()
-    if out is None:
-        tag = "all" if len(layers) == len(LAYER_NAMES) else "+".join(layers)
-        suffix = "-thumbnails" if thumbnails else ""
-        home, owned = figures_home(checkpoint)
-        out = home / f"projection-{method}-{tag}{suffix}.png"
-        force = force or owned
-    check_outputs([out, out.with_suffix(".csv")], out.parent, force)
-    names = meta["class_names"]
+    method = check_method(method)
+    names = config.class_names
     data = load_fashion_mnist(data_dir)
     _check_per_class(per_class, data.test_labels, names)
     indices = sample_per_class(data.test_labels, per_class, seed, len(names))
     images, labels = data.test_images[indices], data.test_labels[indices]
-    projections = project_layers(model, meta, images, labels, layers, method, seed, device,
+    projections = project_layers(model, config, images, labels, layers, method, seed, device,
                                  feedback)
-    np_labels = labels.numpy()
-    with all_or_nothing(out.parent, "choose another place with {}", Option("out")):
-        figure = projection_plots.draw(projections, np_labels, names, method, out,
-                                       images.numpy() if thumbnails else None)
-        table = write_csv(out.with_suffix(".csv"), projections, indices.numpy(), np_labels,
-                          names)
-    return {
-        "checkpoint": str(checkpoint),
-        "method": str(method),
-        "points": len(labels),
-        "per_class": per_class,
-        "seed": seed,
-        "figure": str(figure),
-        "csv": str(table),
-        "layers": [item.scores() for item in projections],
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+    return ProjectedSample(indices.numpy(), labels.numpy(), images.numpy(), projections)
 
 
 def largest_class(labels: Any, classes: int) -> int:
@@ -199,7 +178,7 @@ def _check_per_class(per_class: int, labels: Any, names: Sequence[str]) -> None:
                         "images), got {}", Option("per_class"), most, most, per_class)
 
 
-def project_layers(model: Any, meta: dict[str, Any], images: Any, labels: Any,
+def project_layers(model: Any, config: CNNConfig, images: Any, labels: Any,
                    layers: list[str], method: str, seed: int, device: Any,
                    feedback: Feedback = SILENT) -> list[Projection]:
     """Captures the layers in memory-sized groups (one forward pass each) and projects each."""
@@ -207,7 +186,7 @@ def project_layers(model: Any, meta: dict[str, Any], images: Any, labels: Any,
 
     from fmtool.cnn.activations import capture, layer_groups, layer_shapes
 
-    size = meta["architecture"]["image_size"]
+    size = config.image_size
     features = {name: prod(shape) for name, shape in layer_shapes(model, size).items()}
     np_labels: np.ndarray = labels.numpy()
     done: dict[str, Projection] = {}

@@ -21,9 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from fmtool.cnn.projection import METHOD_TITLES, Projection  # noqa: E402
+from fmtool.cnn.projection import METHOD_TITLES, ProjectedSample, Projection, write_csv  # noqa: E402
+from fmtool.engine.io import all_or_nothing  # noqa: E402
+from fmtool.engine.runs import figures_home  # noqa: E402
 from fmtool.errors import Option, UserError  # noqa: E402
 from fmtool.metrics.plots import save_figure  # noqa: E402
+from fmtool.models.cnn import LAYER_NAMES  # noqa: E402
 
 FORMATS = (".png", ".svg", ".pdf")
 THUMB = 28  # pixels per thumbnail (the images' own size)
@@ -104,3 +107,27 @@ def draw(projections: Sequence[Projection], labels: np.ndarray, class_names: Seq
     fig.tight_layout()
     return save_figure(fig, path, 150 if images is not None else 120,
                        "choose another place with {}", Option("out"))
+
+
+def default_figure(checkpoint: Path, method: str, layers: Sequence[str],
+                   thumbnails: bool) -> tuple[Path, bool]:
+    """Where a projection's figure goes when no place is named: the checkpoint's run folder (a
+    bundled model's: fmtool's data folder, see `runs.figures_home`), as
+    projection-<method>-<layers>[-thumbnails].png; and whether that folder is fmtool's own (its
+    files are then rewritten without asking)."""
+    tag = "all" if len(layers) == len(LAYER_NAMES) else "+".join(layers)
+    home, owned = figures_home(checkpoint)
+    return home / f"projection-{method}-{tag}{'-thumbnails' if thumbnails else ''}.png", owned
+
+
+def save_projection(sample: ProjectedSample, class_names: Sequence[str], method: str, out: Path,
+                    thumbnails: bool = False) -> tuple[Path, Path]:
+    """The figure at `out` (thumbnails: the images drawn at their points) and the CSV of the
+    points beside it; both appear together or not at all."""
+    check_format(out)
+    with all_or_nothing(out.parent, "choose another place with {}", Option("out")):
+        figure = draw(sample.layers, sample.labels, class_names, method, out,
+                      sample.images if thumbnails else None)
+        table = write_csv(out.with_suffix(".csv"), sample.layers, sample.indices, sample.labels,
+                          class_names)
+    return figure, table

@@ -13,36 +13,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from fmtool.cnn.config import KIND, CNNConfig, checkpoint_meta
 from fmtool.cnn.inference import EVAL_BATCH, predict_logits
 from fmtool.cnn.recipes import CNNRecipe
 from fmtool.data import augment, fashion
 from fmtool.engine import distributed
 from fmtool.engine.batching import epoch_batches, seeded_permutation
 from fmtool.engine.device import autocast
-from fmtool.models.cnn import INPUT_SCALING, FashionCNN
 
 # Evaluation batches: on a GPU a few large ones (small ones are launch-bound; 2,500 full-width
 # images need about a gigabyte for their largest activations), on a CPU the usual 500.
 GPU_EVAL_BATCH = 2500
-
-
-def checkpoint_meta(recipe: CNNRecipe, width: float | None = None,
-                    data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a CNN checkpoint carries besides its weights, so it can be used on its own: the
-    architecture to rebuild, class names, input normalisation, TTA, the recipe and the data."""
-    scaling = INPUT_SCALING[recipe.variant]
-    statistics = {"mean": fashion.MEAN, "std": fashion.STD} if scaling == "standard" else {}
-    return {
-        "kind": CNNTask.kind,
-        "architecture": {"name": "FashionCNN", "width": recipe.width if width is None else width,
-                         "num_classes": len(fashion.CLASSES), "image_size": recipe.image_size,
-                         "in_channels": 1, "dropout": recipe.dropout, "variant": recipe.variant},
-        "class_names": list(fashion.CLASSES),
-        "normalization": {"scaling": scaling, **statistics, "source_size": fashion.SOURCE_SIZE},
-        "tta_flip": recipe.tta_flip,
-        "recipe": recipe.to_dict(),
-        "data": data or {},
-    }
 
 
 def selection_metric(val_size: int) -> str:
@@ -76,7 +57,7 @@ class CNNTask:
     test_limit: int | None = None
     precision: torch.dtype | None = None  # autocast dtype; None = fp32
 
-    kind = "cnn"
+    kind = KIND
     best_mode = "max"
     # Every full batch's step runs the same kernels on tensors of the same shapes, creates its
     # tensors on the device and never reads one back: it can be replayed as a CUDA graph.
@@ -99,25 +80,24 @@ class CNNTask:
         self.val_x, self.val_y = val_x.to(self.device), val_y
         self.test_x, self.test_y = test_x.to(self.device), test_y
         self.best_metric = selection_metric(self.val_size)
-        self.model = FashionCNN(num_classes=len(fashion.CLASSES), width=self.width,
-                                image_size=r.image_size, dropout=r.dropout, variant=r.variant)
-        # The Trainer may swap self.model for a compiled or DDP view, which need not say this.
-        self.scaling = self.model.input_scaling
+        self.config = CNNConfig.from_recipe(r, width=self.width)
+        self.model = self.config.build()
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         return epoch_batches(len(self.train_x), self.recipe.batch_size, self.recipe.seed, epoch)
 
-    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def step(self, model: torch.nn.Module,
+             batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         r = self.recipe
         batch = batch.to(self.device, non_blocking=True)
         images = augment.random_crop(self.train_x[batch], r.crop_padding)
         if r.flip:
             images = augment.random_flip(images)
         x = augment.photo_jitter(fashion.to_unit(images), r.photo_jitter, r.photo_strength)
-        x = augment.random_erase(fashion.normalise(x, r.image_size, self.scaling), r.erase)
+        x = augment.random_erase(fashion.normalise(x, r.image_size, self.config.scaling), r.erase)
         y = self.train_y[batch]
         with autocast(self.device, self.precision):
-            logits = self.model(x)
+            logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=r.label_smoothing)
         sums = {"loss": loss.detach() * len(y), "correct": (logits.argmax(1) == y).sum(),
                 "count": torch.full((), float(len(y)), device=y.device)}
@@ -156,7 +136,7 @@ class CNNTask:
     def meta(self) -> dict[str, Any]:
         data = {"train_images": len(self.train_x), "val_images": self.val_size,
                 "test_images": len(self.test_x), "source": str(self.data.source)}
-        return checkpoint_meta(self.recipe, width=self.width, data=data)
+        return checkpoint_meta(self.config, self.recipe, data)
 
     def after_epoch(self, run_dir: Path, epoch: int) -> None:
         return None

@@ -417,10 +417,15 @@ def _centred(item: np.ndarray, side: int, size: int) -> np.ndarray:
 
 
 def load_fashion_views(path: Path, invert: str = "auto", single: bool = False) -> np.ndarray:
-    """The full path from a file on disk to its 28x28 uint8 views (`fashion_views`; with
-    `single` only the first), or ImageReadError: whatever goes wrong with one file is that
-    file's error, never the batch's."""
-    image = open_image(path)
+    """The full path from a file on disk to its 28x28 uint8 views (`prepare_fashion_views`), or
+    ImageReadError: whatever goes wrong with one file is that file's error, never the batch's."""
+    return prepare_fashion_views(open_image(path), invert, single)
+
+
+def prepare_fashion_views(image: Image.Image, invert: str = "auto",
+                          single: bool = False) -> np.ndarray:
+    """A decoded picture's views (`fashion_views`; with `single` only the first), or
+    ImageReadError when it cannot be prepared."""
     try:
         return fashion_item(image, invert=invert)[None] if single else fashion_views(image, invert)
     except MemoryError as exc:

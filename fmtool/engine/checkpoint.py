@@ -10,27 +10,23 @@ leaves a half-written checkpoint where a good one was.
 from __future__ import annotations
 
 import json
-import math
 import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, TypeVar
 
 import torch
 
 from fmtool import __version__
-from fmtool.engine.bounds import Bounds
 from fmtool.engine.io import atomic_write
+from fmtool.engine.schema import MetadataError
 from fmtool.errors import UserError
 
-FORMAT_VERSION = 1
+# 2: a model is described by one `config` table (older files still load: see each config)
+FORMAT_VERSION = 2
 MAX_META_DEPTH = 16  # fmtool's own metadata is 3 levels deep
-
-
-class MetadataError(ValueError):
-    """A checkpoint's metadata does not fit its model's schema (see `load_model`'s `validate`)."""
 
 
 @dataclass
@@ -147,36 +143,55 @@ def load_checkpoint(path: Path, expect_kind: str | None = None,
     return Checkpoint(meta=meta, model=payload["model"], train_state=payload.get("train_state"))
 
 
-def load_model(path: Path, kind: str, build: Callable[[dict[str, Any]], "torch.nn.Module"],
-               device: torch.device,
-               validate: Callable[[dict[str, Any]], None] | None = None,
-               ) -> tuple["torch.nn.Module", dict[str, Any]]:
-    """A checkpoint's model, built from its own metadata, in eval mode on `device`.
+class ModelConfig(Protocol):
+    """A model family's typed config (`CNNConfig`, `VAEConfig`): it builds its network."""
 
-    Nothing in the file is trusted: `validate` (the model family's schema) checks the metadata's
-    types, ranges and agreement and raises MetadataError (or KeyError, TypeError, ValueError);
-    the model is first built on torch's meta device, which allocates nothing, and its weights'
-    names and shapes compared with the file's; then every weight must be floating point where the
-    model's is, and finite. A file that fails any of this (edited, damaged, or a diverged run) is
-    refused with one line rather than a traceback, a huge allocation or a model that prints
-    numbers from NaN weights.
+    def build(self) -> "torch.nn.Module": ...
+
+
+Config = TypeVar("Config", bound=ModelConfig)
+
+
+def load_model(path: Path, kind: str, read_config: Callable[[dict[str, Any]], Config],
+               device: torch.device) -> tuple["torch.nn.Module", Config, dict[str, Any]]:
+    """A checkpoint's model, built from its own config, in eval mode on `device`, with that
+    config and the checkpoint's whole metadata (recipe, data, card, epoch, metrics).
+
+    Nothing in the file is trusted: `read_config` (the model family's schema) checks the
+    config's keys, types and ranges and raises MetadataError (or KeyError, TypeError,
+    ValueError); the model is first built on torch's meta device, which allocates nothing, and
+    its weights' names and shapes compared with the file's; then every weight must be floating
+    point where the model's is, and finite. A file that fails any of this (edited, damaged, or a
+    diverged run) is refused with one line rather than a traceback, a huge allocation or a model
+    that prints numbers from NaN weights.
     """
     ckpt = load_checkpoint(path, expect_kind=kind)
     try:
-        if validate is not None:
-            validate(ckpt.meta)
+        check_common_meta(ckpt.meta)
+        config = read_config(ckpt.meta)
         with torch.device("meta"):
-            shapes = build(ckpt.meta).state_dict()
+            shapes = config.build().state_dict()
         problem = weights_problem(ckpt.model, shapes)
         if problem is None:
-            model = build(ckpt.meta)
+            model = config.build()
             model.load_state_dict(ckpt.model)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
         problem = _reason(exc)
     if problem is not None:
         raise UserError(f"{path} does not hold a usable {kind.upper()} model ({problem}); "
                         f"train one with `fmtool train {kind}`")
-    return model.to(device).eval(), ckpt.meta
+    return model.to(device).eval(), config, ckpt.meta
+
+
+def check_common_meta(meta: dict[str, Any]) -> None:
+    """What every checkpoint's metadata may carry besides its config: the epoch it was saved
+    at, and tables of metrics, recipe, data, options and (bundled models) card."""
+    epoch = meta.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise MetadataError(f"its epoch is {str(epoch)[:40]}, not a whole number")
+    for key in ("metrics", "recipe", "data", "options", "card"):
+        if not isinstance(meta.get(key, {}), dict):
+            raise MetadataError(f"its {key} is not a table of values")
 
 
 def _reason(exc: BaseException) -> str:
@@ -208,35 +223,6 @@ def weights_problem(weights: dict[str, Any], expected: dict[str, torch.Tensor]) 
         if got.is_floating_point() and not bool(torch.isfinite(got).all()):
             return f"weight {key} holds NaN or infinite values (did the training diverge?)"
     return None
-
-
-_ABSENT = object()
-
-
-def meta_value(meta: dict[str, Any], key: str, kind: type | tuple[type, ...], *,
-               bounds: Bounds | None = None, optional: bool = False, default: Any = None) -> Any:
-    """The metadata value at dotted `key` ("architecture.width") if it is a `kind` (within
-    `bounds` for numbers); `default` when `optional` and absent; else MetadataError naming it.
-    The building block of each model family's `validate_meta` schema."""
-    value: Any = meta
-    for part in key.split("."):
-        value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
-    if value is _ABSENT:
-        if optional:
-            return default
-        raise MetadataError(f"its metadata lacks {key}")
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    numeric = bool(set(kinds) & {int, float})
-    good = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-    if good and numeric and bounds is not None:
-        good = bounds.accepts(value)
-    elif good and isinstance(value, float):
-        good = math.isfinite(value)
-    if not good:
-        need = bounds.describe() if bounds is not None else " or ".join(k.__name__ for k in kinds)
-        shown = f"'{value[:40]}'" if isinstance(value, str) else str(value)[:40]
-        raise MetadataError(f"its metadata's {key} is {shown}, not {need}")
-    return value
 
 
 def _depth(value: Any) -> int:

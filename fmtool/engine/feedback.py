@@ -2,13 +2,15 @@
 
 Lower layers never print. Long work takes a `Feedback`: `note` for a line of text (a skipped
 file, a download starting) and `progress` for bars. The CLI passes one that draws on stderr with
-rich; tests and scripts get `SILENT`, which drops everything.
+rich; Python callers get `LOGGED` by default, which hands each note to the `fmtool` logger
+(silent unless the application configures logging) and draws nothing; `SILENT` drops everything.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Iterator, Protocol
+import logging
+from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 
 class ProgressBars(Protocol):
@@ -61,6 +63,17 @@ class Silent:
 SILENT: Feedback = Silent()
 
 
+class Logged(Silent):
+    """Feedback for library calls: each note is an INFO record of the `fmtool` logger (so
+    `logging.basicConfig(level=logging.INFO)` shows them), and progress draws nothing."""
+
+    def note(self, text: str) -> None:
+        logging.getLogger("fmtool").info(text)
+
+
+LOGGED: Feedback = Logged()
+
+
 class _JoinedBars:
     """Bars added to another display, remembered so that they can leave with the work."""
 
@@ -104,3 +117,50 @@ class Within:
         finally:
             for task in list(joined.tasks):
                 joined.remove_task(task)
+
+
+class Callback:
+    """Feedback through one function a script supplies: `callback(text, completed, total)` on
+    each change of a progress bar (its description, how far it is, out of how many; total None
+    when unknown) and `callback(text, None, None)` for each note."""
+
+    def __init__(self, callback: Callable[[str, float | None, float | None], Any]) -> None:
+        self._callback = callback
+
+    def note(self, text: str) -> None:
+        self._callback(text, None, None)
+
+    @contextlib.contextmanager
+    def progress(self, transient: bool = False) -> Iterator[ProgressBars]:
+        yield _CallbackBars(self._callback)
+
+
+class _CallbackBars:
+    def __init__(self, callback: Callable[[str, float | None, float | None], Any]) -> None:
+        self._callback = callback
+        self._bars: dict[int, dict[str, Any]] = {}
+
+    def _changed(self, task: int) -> None:
+        bar = self._bars[task]
+        self._callback(bar["description"], bar["completed"], bar["total"])
+
+    def add_task(self, description: str, total: float | None = None, completed: float = 0,
+                 **fields: Any) -> int:
+        task = len(self._bars)
+        self._bars[task] = {"description": description, "completed": completed, "total": total}
+        self._changed(task)
+        return task
+
+    def update(self, task: Any, **changes: Any) -> None:
+        bar = self._bars[task]
+        bar.update({key: changes[key] for key in ("description", "completed", "total")
+                    if key in changes})
+        bar["completed"] += changes.get("advance", 0)
+        self._changed(task)
+
+    def advance(self, task: Any, advance: float = 1) -> None:
+        self._bars[task]["completed"] += advance
+        self._changed(task)
+
+    def remove_task(self, task: Any) -> None:
+        self._bars.pop(task, None)

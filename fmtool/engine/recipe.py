@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from fmtool.choices import Optimizer, Schedule
 from fmtool.engine.bounds import Bounds, plain_text
+from fmtool.engine.schema import MetadataError
 from fmtool.errors import Option, UserError
 
 SCHEDULE_PANEL = "Recipe: optimisation"
@@ -136,3 +137,19 @@ def bounds_of(item: dataclasses.Field, kind: type) -> Bounds:
 def recipe_fields(recipe_class: type[Recipe]) -> list[dataclasses.Field]:
     """The fields the command line offers as options, in declaration order."""
     return [f for f in fields(recipe_class) if f.metadata.get("cli", True)]
+
+
+def check_stored(recipe_class: type[Recipe], table: Any) -> None:
+    """Each number a checkpoint's recipe table records within its field's range, else a
+    MetadataError: a damaged value is one line when the checkpoint is loaded, not a crash when a
+    command reads it later. Fields an older version did not record are left alone."""
+    if not isinstance(table, dict):
+        return
+    types = typing.get_type_hints(recipe_class)
+    for item in fields(recipe_class):
+        kind = types[item.name]
+        if kind in (int, float) and item.name in table:
+            bounds = bounds_of(item, kind)
+            if not bounds.accepts(table[item.name]):
+                shown = repr(table[item.name])[:40]
+                raise MetadataError(f"its recipe.{item.name} is {shown}, not {bounds.describe()}")

@@ -41,7 +41,7 @@ class Task(Protocol):
     """What the loop needs to know about one model and its data."""
 
     kind: str
-    model: nn.Module
+    model: nn.Module  # the plain network: trained, evaluated and saved
     best_metric: str  # a key of the epoch record that picks best.pt
     best_mode: str  # "max" or "min"
     precision: torch.dtype | None  # autocast dtype of step() and evaluate(); None = fp32
@@ -49,8 +49,10 @@ class Task(Protocol):
     def batches(self, epoch: int) -> Sequence[Any]:
         """This epoch's batches, in an order fixed by (seed, epoch)."""
 
-    def step(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss to minimise, and per-batch sums (must include 'count') for running metrics."""
+    def step(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss to minimise of `model` (the task's own network, or the Trainer's compiled or
+        DDP-wrapped view of it: the same parameters) on `batch`, and per-batch sums (must
+        include 'count') for running metrics."""
 
     def summarize(self, sums: dict[str, float]) -> dict[str, float]:
         """Turns the epoch's sums into train metrics, e.g. {'train_loss': .., 'train_acc': ..}."""
@@ -75,6 +77,7 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, run_dir: Path, signum: int = signal.SIGINT) -> None:
         super().__init__(run_dir)
+        self.run_dir = run_dir
         self.signal = int(signum)
 
 
@@ -167,7 +170,9 @@ class Trainer:
     device: torch.device
     options: dict[str, Any] = field(default_factory=dict)  # CLI choices a resume must reuse
     log_every: int = 20  # batches between progress updates
-    should_stop: Callable[[], bool] | None = None  # tests use this to simulate Ctrl-C
+    # Asked at each batch and epoch end, besides Ctrl-C and SIGTERM: a time limit's deadline
+    # (see engine.training.deadline_stop); tests use it to simulate Ctrl-C.
+    should_stop: Callable[[], bool] | None = None
     channels_last: bool = False
     compile: bool = False
     cuda_graph: bool = False  # replay each full batch's step as a CUDA graph (engine.graphs)
@@ -179,14 +184,13 @@ class Trainer:
     state: TrainState = field(default_factory=TrainState)
 
     def __post_init__(self) -> None:
-        # self.model is the plain module (saved, evaluated); the task steps through the
-        # DDP-wrapped and/or compiled view of the same parameters.
+        # self.model is the plain module (saved, evaluated); each step runs through the
+        # DDP-wrapped and/or compiled view of the same parameters, which the task is handed.
         self.model = self.task.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._eager_view = distributed.wrap(self.model, self.device)
         self._stepped_view = _compiled(self._eager_view) if self.compile else self._eager_view
-        self.task.model = self._stepped_view
         self.main = distributed.is_main()
         self.optimizer = schedules.make_optimizer(self.model, self.recipe,
                                                   fused=schedules.fused_optimizer(self.device))
@@ -351,7 +355,8 @@ class Trainer:
                 write_metrics(self.run_dir, self.state.history)
             flag = stack.enter_context(_StopFlag(self.feedback)) if single else None
             self._flag = flag
-            stop = self.should_stop or (lambda: flag is not None and flag.requested)
+            asked = self.should_stop or (lambda: False)
+            stop = lambda: (flag is not None and flag.requested) or asked()  # noqa: E731
             with (self.feedback if self.main else SILENT).progress() as bars:
                 epochs = bars.add_task("epochs", total=self.recipe.epochs,
                                        completed=self.state.epoch, status="")
@@ -371,9 +376,6 @@ class Trainer:
     def train_step(self, batch: Any) -> None:
         """One optimiser step on one batch; its metric sums are added up on the device."""
         full = len(batch) == self.recipe.batch_size
-        # A compiled model is specialised to the full batch size; an epoch's ragged last batch
-        # steps eagerly on the same weights instead of paying for a second, dynamic compile.
-        self.task.model = self._stepped_view if full or not self.compile else self._eager_view
         if self._graphed is not None and full:
             self._graphed(batch.to(self.device, non_blocking=True))  # the graph reads the device
         else:
@@ -388,7 +390,10 @@ class Trainer:
     def _forward_backward(self, batch: Any) -> None:
         """The batch's loss, gradients and metric sums, with no value read on the host (so that
         it can be captured as a CUDA graph)."""
-        loss, sums = self.task.step(batch)
+        # A compiled model is specialised to the full batch size; an epoch's ragged last batch
+        # steps eagerly on the same weights instead of paying for a second, dynamic compile.
+        full = len(batch) == self.recipe.batch_size
+        loss, sums = self.task.step(self._stepped_view if full else self._eager_view, batch)
         # A captured graph writes the gradients into tensors of its own on every replay; an eager
         # step after the capture (a ragged batch) zeroes those in place instead of dropping them.
         captured = self._graphed is not None and self._graphed.graph is not None

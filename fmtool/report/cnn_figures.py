@@ -15,12 +15,13 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from fmtool.cnn.activations import sample_per_class
-from fmtool.cnn.evaluate import evaluate_checkpoint, write_figures
+from fmtool.cnn.config import CNNConfig
+from fmtool.cnn.evaluate import evaluate_model, write_figures
 from fmtool.cnn.projection import largest_class, project_layers, write_csv
 from fmtool.cnn.projection_plots import draw as draw_projection
 from fmtool.data.fashion import FashionMNIST, load_fashion_mnist
@@ -30,9 +31,7 @@ from fmtool.engine.io import write_text
 from fmtool.engine.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, read_metrics
 from fmtool.report import architecture, diagrams, tables
 from fmtool.report.figures import sample_grid, sample_rows
-
-if TYPE_CHECKING:
-    from fmtool.report.study import Study
+from fmtool.report.study_folder import Study
 
 SAMPLES_PER_CLASS = 10  # Figure 1
 PER_CLASS = 50  # Figures 5-7, as the report
@@ -40,18 +39,18 @@ LAYERS = ["conv9", "linear1", "output"]
 METHODS = ("pca", "tsne")  # Figures 5 and 6
 
 
-def cnn_figures(study: Study, model: Any, meta: dict[str, Any], path: Path,
+def cnn_figures(study: Study, model: Any, config: CNNConfig, meta: dict[str, Any], path: Path,
                 data_dir: Path | None) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """Figures 1-7 and Table 2; returns the evaluation and the separation scores."""
     study.step("Figure 1: Fashion-MNIST")
     data = load_fashion_mnist(data_dir)
-    _samples(study, data, meta["class_names"])
+    _samples(study, data, list(config.class_names))
     study.step("Figure 2: the CNN's structure")
-    _structure(study, model, meta)
+    _structure(study, model, config)
     study.step(f"Figures 3, 4, Table 2: test accuracy on {len(data.test_labels):,} images")
-    evaluation = _accuracy(study, meta, path, data_dir)
+    evaluation = _accuracy(study, model, config, meta, path, data_dir)
     study.step("Figures 5-7: PCA and t-SNE of conv9, linear1, output")
-    projection = _projections(study, model, meta, data)
+    projection = _projections(study, model, config, data)
     study.figure("fmtool's addition", "Confusion matrix", "Rows: the true class of each test "
                  "image; columns: the class predicted. The report has no such figure.",
                  ["confusion_matrix"])
@@ -74,12 +73,12 @@ def _samples(study: Study, data: FashionMNIST, names: list[str]) -> None:
                  f"classes, drawn at random (seed {study.seed}), a row per class.", ["samples"])
 
 
-def _structure(study: Study, model: Any, meta: dict[str, Any]) -> None:
-    size = meta["architecture"]["image_size"]
+def _structure(study: Study, model: Any, config: CNNConfig) -> None:
+    size = config.image_size
     units = architecture.trace(model, torch.zeros(1, 1, size, size, device=study.device))
     variant = getattr(model, "variant", None)
     what = (f"{type(model).__name__}{f' ({variant} variant)' if variant else ''}, width "
-            f"{meta['architecture'].get('width', 1.0):g}, "
+            f"{config.width:g}, "
             f"{architecture.parameter_count(model):,} parameters")
     diagrams.draw(units, what, study.path("cnn"))
     study.figure("Figure 2", "The CNN", f"The CNN the checkpoint holds ({what}), traced from "
@@ -89,12 +88,13 @@ def _structure(study: Study, model: Any, meta: dict[str, Any]) -> None:
                  f"{size}×{size} on the way in.", ["cnn"])
 
 
-def _accuracy(study: Study, meta: dict[str, Any], path: Path,
+def _accuracy(study: Study, model: Any, config: CNNConfig, meta: dict[str, Any], path: Path,
               data_dir: Path | None) -> dict[str, Any]:
     """What `fmtool eval` measures, its figures (Figures 3 and 4, the confusion matrix) and
     Table 2."""
-    evaluation = evaluate_checkpoint(path, study.device, data_dir, None,
-                                     choose_precision("fp32", study.device))
+    evaluation = {"checkpoint": str(path), "epoch": meta.get("epoch"),
+                  **evaluate_model(model, config, study.device, data_dir, None,
+                                   choose_precision("fp32", study.device))}
     history = read_metrics(path.parent)
     roles = (["loss_curve", "accuracy_curve"] if history else []) + ["confusion_matrix"]
     write_figures(evaluation, path.parent, {role: study.path(role) for role in roles})
@@ -119,14 +119,14 @@ def checkpoint_label(path: Path) -> str:
     return path.parent.name if path.name in (BEST_CHECKPOINT, LAST_CHECKPOINT) else path.name
 
 
-def _projections(study: Study, model: Any, meta: dict[str, Any],
+def _projections(study: Study, model: Any, config: CNNConfig,
                  data: FashionMNIST) -> dict[str, Any]:
     """Figures 5-7 and their separation scores, as `fmtool project` gives them."""
-    names = meta["class_names"]
+    names = list(config.class_names)
     per_class = min(PER_CLASS, largest_class(data.test_labels, len(names)))
     indices = sample_per_class(data.test_labels, per_class, study.seed, len(names))
     images, labels = data.test_images[indices], data.test_labels[indices]
-    projections = {method: project_layers(model, meta, images, labels, LAYERS, method,
+    projections = {method: project_layers(model, config, images, labels, LAYERS, method,
                                           study.seed, study.device, study.inner)
                    for method in METHODS}
     np_labels = labels.numpy()

@@ -1,8 +1,8 @@
 """`fmtool report`: the study rebuilt from a CNN and a VAE checkpoint into one folder, each
 figure and table numbered as in the report, with index.html and report.md around them.
 
-Every number comes from the code the other commands run (`evaluate_checkpoint`, the projection,
-`evaluate_vae`, `face_metrics`, `fuse_pair`) on the same samples they draw, so the study says
+Every number comes from the code the other commands run (`evaluate_model`, the projection,
+`measure`, `face_metrics`, `fuse_pair`) on the same samples they draw, so the study says
 what `fmtool eval`, `project --per-class 50 --seed S` and `reconstruct` print for the same
 checkpoint and data, and PSNR and SSIM what a bundled VAE's model card states. Given the
 checkpoints, the data and `seed`, the numbers and pictures are the same on every run. Every
@@ -14,82 +14,26 @@ choices made there: `cnn_figures` (Figures 1-7, Table 2), `vae_figures` (8-12).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
 from fmtool.cnn.inference import load_classifier
 from fmtool.cnn.recipes import PAPER as TABLE1
-from fmtool.engine.feedback import SILENT, Feedback, Within
+from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import all_or_nothing, check_outputs
 from fmtool.errors import Option
 from fmtool.report import tables
 from fmtool.report.cnn_figures import cnn_figures
-from fmtool.report.document import Item, write_documents
+from fmtool.report.document import write_documents
+from fmtool.report.study_folder import Study, output_names
 from fmtool.report.vae_figures import fusion_figures, reconstructions, vae_structure
 from fmtool.vae.inference import load_vae
 from fmtool.vae.recipes import PAPER as TABLE3
 
-STEPS = 9  # what the progress bar counts
 ADVICE = "free some space or choose another {}"
-
-
-def output_names(fmt: str) -> dict[str, str]:
-    """Every file the study may write, by role."""
-    return {
-        "samples": f"figure01_samples.{fmt}", "cnn": f"figure02_cnn.{fmt}",
-        "loss_curve": f"figure03_loss.{fmt}", "accuracy_curve": f"figure04_accuracy.{fmt}",
-        "confusion_matrix": f"confusion_matrix.{fmt}",
-        "pca": f"figure05_pca.{fmt}", "pca_csv": "figure05_pca.csv",
-        "tsne": f"figure06_tsne.{fmt}", "tsne_csv": "figure06_tsne.csv",
-        "thumbnails": f"figure07_tsne_thumbnails.{fmt}", "table2": "table2.csv",
-        "vae": f"figure08_vae.{fmt}", "reconstructions": "figure09_reconstructions.png",
-        "pairs": "figure10_pairs.png", "faces": "figure10_faces.txt",
-        "male_female": "figure11_male_female.png", "young_old": "figure12_young_old.png",
-        "html": "index.html", "markdown": "report.md",
-    }
-
-
-class Study:
-    """One study while it is built: where its files go, its progress, what it found so far."""
-
-    def __init__(self, out: Path, fmt: str, seed: int, device: torch.device,
-                 feedback: Feedback) -> None:
-        self.out = out
-        self.names = output_names(fmt)
-        self.seed = seed
-        self.device = device
-        self.feedback = feedback
-        self.inner: Feedback = feedback  # for work inside a step: its bars join the study's
-        self.items: list[Item] = []
-        self.measured: dict[str, Any] = {}
-        self._bars: Any = None
-        self._task: Any = None
-        self._steps = 0
-
-    @contextlib.contextmanager
-    def progress(self) -> Iterator[None]:
-        with self.feedback.progress() as bars:
-            self._bars, self._task = bars, bars.add_task("report", total=STEPS, status="")
-            self.inner = Within(self.feedback, bars)
-            yield
-            bars.update(self._task, completed=STEPS, status="done")
-
-    def step(self, text: str) -> None:
-        """The next step begins: the progress bar counts the last one done and says this one."""
-        self._bars.update(self._task, completed=self._steps, status=text)
-        self._steps += 1
-
-    def path(self, role: str) -> Path:
-        return self.out / self.names[role]
-
-    def figure(self, label: str, title: str, caption: str, roles: list[str],
-               missing: str = "", table: tables.Table | None = None) -> None:
-        files = [self.names[role] for role in roles]
-        self.items.append(Item(label, title, caption, files, table, missing))
 
 
 def build_study(cnn_path: Path, vae_path: Path, out: Path, fmt: str, seed: int,
@@ -100,14 +44,14 @@ def build_study(cnn_path: Path, vae_path: Path, out: Path, fmt: str, seed: int,
     files it wrote."""
     start = time.perf_counter()
     check_outputs([out / name for name in output_names(fmt).values()], out, force)
-    cnn, cnn_meta = load_classifier(cnn_path, device)
-    vae, vae_meta = load_vae(vae_path, device)
+    cnn, cnn_config, cnn_meta = load_classifier(cnn_path, device)
+    vae, vae_config, vae_meta = load_vae(vae_path, device)
     study = Study(out, fmt, seed, device, feedback)
     with all_or_nothing(out, ADVICE, Option("out")), study.progress():
-        evaluation, scores = cnn_figures(study, cnn, cnn_meta, cnn_path, data_dir)
-        vae_structure(study, vae, vae_meta)
-        faces = reconstructions(study, vae, vae_meta, vae_path, faces_dir)
-        fusion_figures(study, vae, vae_meta, Path(faces["folder"]), pairs)
+        evaluation, scores = cnn_figures(study, cnn, cnn_config, cnn_meta, cnn_path, data_dir)
+        vae_structure(study, vae, vae_config)
+        faces = reconstructions(study, vae, vae_config, vae_meta, vae_path, faces_dir)
+        fusion_figures(study, vae, vae_config, Path(faces["folder"]), pairs)
         study.step("index.html, report.md")
         numbers = [tables.headline(evaluation, faces), tables.per_class(evaluation),
                    tables.separation(scores),

@@ -1,7 +1,7 @@
 """The VAE's half of the study: Figures 8-12, and the reconstruction numbers.
 
 Choices:
-- The reconstruction numbers are `evaluate_vae`'s (fmtool.vae.evaluate): mean PSNR and SSIM
+- The reconstruction numbers are `measure`'s (fmtool.vae.evaluate): mean PSNR and SSIM
   over all the faces of the people the VAE's training held out, the faces folder split by person
   as `train vae` splits it (its validation share, seed 0): the figures a model card states.
   Whether that split is the one training held out (the same folder) is checked against what
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -29,14 +29,13 @@ from fmtool.data.faces import to_unit
 from fmtool.engine.io import write_text
 from fmtool.errors import UserError
 from fmtool.report import architecture, diagrams
+from fmtool.report.study_folder import Study
+from fmtool.vae.config import VAEConfig
 from fmtool.vae.evaluate import held_out_of, measure
 from fmtool.vae.figures import above_below, alternating, save_grid, save_png
 from fmtool.vae.fuse import fuse_pair, group_files, read_pairs, save_stacked
 from fmtool.vae.inference import reconstruct
 from fmtool.vae.reconstruct import face_metrics, mean_metrics
-
-if TYPE_CHECKING:
-    from fmtool.report.study import Study
 
 FACES = 96  # Figure 10: 8 rows of 12 pairs
 PAIRS_PER_ROW = 12
@@ -47,10 +46,10 @@ GENDER_LISTS = ("female_names.txt", "male_names.txt")
 YOUNG_OLD = Path(__file__).with_name("young_old_pairs.txt")
 
 
-def vae_structure(study: Study, model: Any, meta: dict[str, Any]) -> None:
+def vae_structure(study: Study, model: Any, config: VAEConfig) -> None:
     """Figure 8."""
     study.step("Figure 8: the VAE's structure")
-    size = meta["architecture"]["image_size"]
+    size = config.image_size
     units = architecture.trace(model, torch.zeros(1, 3, size, size, device=study.device))
     what = (f"{type(model).__name__}, {size}×{size} faces, {model.latent_dim}-dimensional code, "
             f"{architecture.parameter_count(model):,} parameters")
@@ -61,12 +60,12 @@ def vae_structure(study: Study, model: Any, meta: dict[str, Any]) -> None:
                  "Each box gives the shape of its output for one face.", ["vae"])
 
 
-def reconstructions(study: Study, model: Any, meta: dict[str, Any], path: Path,
+def reconstructions(study: Study, model: Any, config: VAEConfig, meta: dict[str, Any], path: Path,
                     faces_dir: Path | None) -> dict[str, Any]:
-    """Figures 9 and 10, and the reconstruction numbers: `evaluate_vae`'s over all held-out
+    """Figures 9 and 10, and the reconstruction numbers: `measure`'s over all held-out
     faces (what a model card states), and `reconstruct`'s over the faces Figure 10 shows."""
     study.step("Figures 9, 10: reconstructions")
-    held = held_out_of(meta, faces_dir, study.inner, option="faces_dir")
+    held = held_out_of(config, meta, faces_dir, study.inner, option="faces_dir")
     root = held.root
     for file, reason in held.skipped:
         study.feedback.note(f"skipped {file}: {reason}")
@@ -119,7 +118,7 @@ def _figure_faces(persons: list[str], seed: int) -> list[int]:
     return [index for _, _, index in sorted(ranked)[:FACES]]
 
 
-def fusion_figures(study: Study, model: Any, meta: dict[str, Any], root: Path,
+def fusion_figures(study: Study, model: Any, config: VAEConfig, root: Path,
                    pairs: Path | None) -> None:
     """Figures 11 and 12, or why they are left out."""
     study.step("Figure 11: women's faces into men's")
@@ -131,7 +130,7 @@ def fusion_figures(study: Study, model: Any, meta: dict[str, Any], root: Path,
     else:
         women, men = (group_files(lists / name, root, None) for name in GENDER_LISTS)
         chosen = list(zip(_pick(women, study.seed), _pick(men, study.seed + 1)))
-        drawn, skipped = _fusions(study, model, meta, chosen, "male_female")
+        drawn, skipped = _fusions(study, model, config, chosen, "male_female")
         what = (f"women's faces (left) blended into men's (right), drawn with seed "
                 f"{study.seed} from LFW's {' and '.join(GENDER_LISTS)}")
         if drawn:
@@ -151,7 +150,7 @@ def fusion_figures(study: Study, model: Any, meta: dict[str, Any], root: Path,
         return
     source = (f"the pairs of {pairs}" if pairs is not None else "the pairs that ship with "
               f"fmtool ({YOUNG_OLD.name}: LFW images chosen by eye)")
-    drawn, skipped = _fusions(study, model, meta, chosen, "young_old")
+    drawn, skipped = _fusions(study, model, config, chosen, "young_old")
     if drawn:
         study.figure("Figure 12", "Fusions: young into old",
                      f"Younger faces (left) blended into older ones (right), {source}: "
@@ -167,7 +166,7 @@ def _pick(files: list[Path], seed: int) -> list[Path]:
     return [files[i] for i in order[:FUSION_ROWS].tolist()]
 
 
-def _fusions(study: Study, model: Any, meta: dict[str, Any], pairs: list[tuple[Path, Path]],
+def _fusions(study: Study, model: Any, config: VAEConfig, pairs: list[tuple[Path, Path]],
              role: str) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path, str]]]:
     """The strips of the pairs whose faces can be read, stacked into the role's file (none
     written when no pair can be); the pairs drawn, and those left out with why (said on the
@@ -175,7 +174,7 @@ def _fusions(study: Study, model: Any, meta: dict[str, Any], pairs: list[tuple[P
     fusions, drawn, skipped = [], [], []
     for a, b in pairs:
         try:
-            fusions.append(fuse_pair(model, meta, a, b, FUSION_STEPS, "lerp", study.device))
+            fusions.append(fuse_pair(model, config, a, b, FUSION_STEPS, "lerp", study.device))
         except UserError as exc:  # an unreadable face: the pair is left out, as a missing one is
             skipped.append((a, b, str(exc)))
             study.feedback.note(f"{a.name} → {b.name} left out: {exc}")

@@ -20,37 +20,30 @@ from fmtool.data.faces import HeldOutFaces, held_out_faces, to_unit
 from fmtool.engine.batching import chunks
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.metrics import image as image_metrics
-from fmtool.vae.inference import EVAL_BATCH, load_vae, reconstruct
+from fmtool.vae.config import VAEConfig
+from fmtool.vae.inference import EVAL_BATCH, reconstruct
 from fmtool.vae.recipes import PAPER
 
 
-def evaluate_vae(checkpoint: Path, device: torch.device, data_dir: Path | None = None,
-                 feedback: Feedback = SILENT) -> dict[str, Any]:
-    """Mean PSNR (dB) and SSIM of the reconstructions (decoding the mean code) of all the faces
-    of the held-out people of the checkpoint's own person-disjoint split, with how many faces
-    and people, and whether that split is the one its training recorded (`split_matches`:
-    True, False, or None when the checkpoint records none; `split_note` says it in words)."""
-    model, meta = load_vae(checkpoint, device)
-    held = held_out_of(meta, data_dir, feedback)
-    return measure(model, meta, held, device)
-
-
-def held_out_of(meta: dict[str, Any], data_dir: Path | None, feedback: Feedback = SILENT,
-                option: str = "data_dir") -> HeldOutFaces:
-    """The held-out faces of `data_dir` for a checkpoint: its validation share, its face size and
-    crop (`meta` as `load_vae` checked it)."""
-    prep = meta["preprocessing"]
-    return held_out_faces(data_dir, prep["image_size"], val_fraction_of(meta), feedback,
-                          crop=tuple(prep["crop"]), option=option)
+def held_out_of(config: VAEConfig, meta: dict[str, Any], data_dir: Path | None,
+                feedback: Feedback = SILENT, option: str = "data_dir") -> HeldOutFaces:
+    """The held-out faces of `data_dir` for a checkpoint: its validation share (from its
+    metadata's recipe), its face size and crop."""
+    return held_out_faces(data_dir, config.image_size, val_fraction_of(meta), feedback,
+                          crop=config.crop, option=option)
 
 
 def val_fraction_of(meta: dict[str, Any]) -> float:
+    """The share of people the checkpoint's training held out (loading checked its range)."""
     return float((meta.get("recipe") or {}).get("val_fraction", PAPER.val_fraction))
 
 
 def measure(model: Any, meta: dict[str, Any], held: HeldOutFaces,
             device: torch.device) -> dict[str, Any]:
-    """`evaluate_vae`'s figures for a loaded model and its held-out faces."""
+    """Mean PSNR (dB) and SSIM of the reconstructions (decoding the mean code) of all the
+    `held` faces, with how many faces and people, and whether that split is the one the
+    checkpoint's training recorded (`split_matches`: True, False, or None when it records none;
+    `split_note` says it in words)."""
     psnr, ssim = [], []
     for chunk in chunks(held.images, EVAL_BATCH):
         recons, originals = reconstruct(model, chunk, device), to_unit(chunk)

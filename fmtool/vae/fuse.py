@@ -30,6 +30,7 @@ from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import all_or_nothing, check_outputs
 from fmtool.errors import Option, UserError
 from fmtool.models.vae import FaceVAE
+from fmtool.vae.config import VAEConfig
 from fmtool.vae.figures import save_grid, save_png
 from fmtool.vae.inference import decode, encode
 
@@ -78,30 +79,39 @@ class Fusion:
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable group images
 
 
-def encode_faces(model: FaceVAE, meta: dict[str, Any], files: Sequence[Path],
+def encode_faces(model: FaceVAE, config: VAEConfig, files: Sequence[Path],
                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[tuple[Path, str]]]:
     """mu of each readable file, the preprocessed faces (uint8), and the unreadable files."""
-    prep = meta["preprocessing"]
-    images, _, failed = decode_faces(files, prep["image_size"], prep["crop"])
+    images, _, failed = decode_faces(files, config.image_size, config.crop)
     mu, _ = encode(model, images, device)
     return mu, images, failed
 
 
-def _one_face(model: FaceVAE, meta: dict[str, Any], path: Path,
+def _one_face(model: FaceVAE, config: VAEConfig, path: Path,
               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    mu, images, failed = encode_faces(model, meta, [path], device)
+    mu, images, failed = encode_faces(model, config, [path], device)
     if failed:
         raise UserError(f"{path}: {failed[0][1]}")
     return mu[0], images[0]
 
 
-def fuse_pair(model: FaceVAE, meta: dict[str, Any], a: Path, b: Path, steps: int,
+def fuse_pair(model: FaceVAE, config: VAEConfig, a: Path, b: Path, steps: int,
               method: str, device: torch.device) -> Fusion:
-    z_a, face_a = _one_face(model, meta, a, device)
-    z_b, face_b = _one_face(model, meta, b, device)
-    codes, alphas = interpolate(z_a, z_b, steps, method)
+    """The frames from face file `a` to face file `b` (see `fuse_faces`)."""
+    _, face_a = _one_face(model, config, a, device)
+    _, face_b = _one_face(model, config, b, device)
+    return fuse_faces(model, torch.stack([face_a, face_b]), steps, method, device,
+                      {"a": str(a), "b": str(b)})
+
+
+def fuse_faces(model: FaceVAE, faces: torch.Tensor, steps: int, method: str,
+               device: torch.device, info: dict[str, Any] | None = None) -> Fusion:
+    """`steps` frames decoded from codes between two preprocessed faces (uint8 [2, 3, S, S]):
+    the encoder's means interpolated with `method` (lerp or slerp), both ends included."""
+    mu, _ = encode(model, faces, device)
+    codes, alphas = interpolate(mu[0], mu[1], steps, method)
     return Fusion("pair", decode(model, codes, device), alphas.tolist(),
-                  [to_unit(face_a), to_unit(face_b)], {"a": str(a), "b": str(b), "method": method})
+                  [to_unit(faces[0]), to_unit(faces[1])], {**(info or {}), "method": method})
 
 
 def _faces_index(root: Path) -> dict[str, Path]:
@@ -178,37 +188,37 @@ def group_files(spec: Path, data_dir: Path | None, limit: int | None,
     return [files[i] for i in subset_of(list(range(len(files))), limit, GROUP_SEED)]
 
 
-def group_mean(model: FaceVAE, meta: dict[str, Any], spec: Path, data_dir: Path | None,
+def group_mean(model: FaceVAE, config: VAEConfig, spec: Path, data_dir: Path | None,
                limit: int | None, device: torch.device,
                feedback: Feedback = SILENT) -> tuple[torch.Tensor, int, list[dict[str, str]]]:
     """The mean code (mu) of a group's readable faces, how many there were, and the skipped."""
-    mu, _, failed = encode_faces(model, meta, group_files(spec, data_dir, limit, feedback), device)
+    mu, _, failed = encode_faces(model, config, group_files(spec, data_dir, limit, feedback), device)
     if len(mu) == 0:
         raise UserError(f"group {spec} holds no readable images")
     return mu.mean(0), len(mu), [{"path": str(path), "error": error} for path, error in failed]
 
 
-def fuse_groups(model: FaceVAE, meta: dict[str, Any], group_a: Path, group_b: Path, steps: int,
+def fuse_groups(model: FaceVAE, config: VAEConfig, group_a: Path, group_b: Path, steps: int,
                 method: str, device: torch.device, data_dir: Path | None = None,
                 limit: int | None = None, feedback: Feedback = SILENT) -> Fusion:
-    z_a, n_a, skipped_a = group_mean(model, meta, group_a, data_dir, limit, device, feedback)
-    z_b, n_b, skipped_b = group_mean(model, meta, group_b, data_dir, limit, device, feedback)
+    z_a, n_a, skipped_a = group_mean(model, config, group_a, data_dir, limit, device, feedback)
+    z_b, n_b, skipped_b = group_mean(model, config, group_b, data_dir, limit, device, feedback)
     codes, alphas = interpolate(z_a, z_b, steps, method)
     return Fusion("groups", decode(model, codes, device), alphas.tolist(), [],
                   {"group_a": str(group_a), "group_b": str(group_b), "faces_a": n_a,
                    "faces_b": n_b, "method": method}, skipped_a + skipped_b)
 
 
-def add_attribute(model: FaceVAE, meta: dict[str, Any], face: Path, group_a: Path, group_b: Path,
+def add_attribute(model: FaceVAE, config: VAEConfig, face: Path, group_a: Path, group_b: Path,
                   strength: float, steps: int, device: torch.device,
                   data_dir: Path | None = None, limit: int | None = None,
                   feedback: Feedback = SILENT) -> Fusion:
     """Moves `face` along mean(B) - mean(A), strengths 0 .. `strength` in `steps` frames."""
     if steps < 2:
         raise UserError("{} must be at least 2 (the two ends)", Option("steps"))
-    z, image = _one_face(model, meta, face, device)
-    z_a, n_a, skipped_a = group_mean(model, meta, group_a, data_dir, limit, device, feedback)
-    z_b, n_b, skipped_b = group_mean(model, meta, group_b, data_dir, limit, device, feedback)
+    z, image = _one_face(model, config, face, device)
+    z_a, n_a, skipped_a = group_mean(model, config, group_a, data_dir, limit, device, feedback)
+    z_b, n_b, skipped_b = group_mean(model, config, group_b, data_dir, limit, device, feedback)
     strengths = torch.linspace(0.0, strength, steps)
     codes = z + strengths.view(-1, 1) * (z_b - z_a)
     return Fusion("attribute", decode(model, codes, device), strengths.tolist(), [to_unit(image)],

@@ -1,88 +1,62 @@
-"""A trained VAE in use: built from a checkpoint's metadata; batched encoding and decoding."""
+"""A trained VAE in use: built from a checkpoint's config; batched encoding and decoding."""
 
 from __future__ import annotations
 
-import typing
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
+from PIL import Image
 
-from fmtool.data.faces import RESAMPLE, to_unit
+from fmtool.data.faces import face_array, load_face, to_unit
+from fmtool.data.images import ImageReadError
 from fmtool.engine.batching import map_batches
 from fmtool.engine.bounds import Bounds
-from fmtool.engine.checkpoint import MetadataError, load_model, meta_value
-from fmtool.engine.recipe import bounds_of
+from fmtool.engine.checkpoint import load_model
+from fmtool.engine.recipe import check_stored
+from fmtool.engine.schema import MetadataError
 from fmtool.models.vae import FaceVAE, reparameterize
-from fmtool.vae.recipes import MAX_PARAMETERS, VAERecipe, parameter_count
+from fmtool.vae.config import KIND, VAEConfig
+from fmtool.vae.recipes import VAERecipe
 
 EVAL_BATCH = 128
 
 
-def build_model(meta: dict[str, Any]) -> FaceVAE:
-    arch = meta["architecture"]
-    return FaceVAE(image_size=arch["image_size"], latent_dim=arch["latent_dim"])
+def prepare_faces(sources: Sequence[Path | Image.Image],
+                  config: VAEConfig) -> tuple[torch.Tensor, list[str | None]]:
+    """Files and pictures as the VAE's training faces were made (centre crop, resize): uint8
+    [n_ok, 3, S, S] of those that could be read, in order, and for each source None or why it
+    could not be read."""
+    faces, errors = [], []
+    for source in sources:
+        try:
+            array = (load_face(source, config.image_size, config.crop) if isinstance(source, Path)
+                     else face_array(source, config.image_size, config.crop))
+        except ImageReadError as exc:
+            errors.append(str(exc))
+            continue
+        faces.append(torch.from_numpy(array).permute(2, 0, 1))
+        errors.append(None)
+    size = config.image_size
+    return (torch.stack(faces) if faces else torch.empty(0, 3, size, size, dtype=torch.uint8),
+            errors)
 
 
-def load_vae(path: Path, device: torch.device) -> tuple[FaceVAE, dict[str, Any]]:
-    """A VAE checkpoint as a ready model in eval mode, with its metadata (checked against
-    `validate_meta`, its weights against the architecture: see `load_model`)."""
-    return load_model(path, "vae", build_model, device, validate_meta)  # type: ignore[return-value]
+def load_vae(path: Path, device: torch.device) -> tuple[FaceVAE, VAEConfig, dict[str, Any]]:
+    """A VAE checkpoint as a ready model in eval mode, with its config and whole metadata (the
+    config checked by `VAEConfig.from_meta`, the weights against it: see `load_model`)."""
+    return load_model(path, KIND, _read_config, device)  # type: ignore[return-value]
 
 
-def validate_meta(meta: dict[str, Any]) -> None:
-    """The schema of a VAE checkpoint's metadata (what `fmtool.vae.task.checkpoint_meta`
-    writes): types, the recipe's ranges, and agreement between the architecture and the
-    preprocessing that `reconstruct` and `fuse` apply to faces. Raises MetadataError."""
-    knobs = {f.name: f for f in fields(VAERecipe)}  # the ranges a recipe may have
-    meta_value(meta, "architecture", dict)
-    if meta_value(meta, "architecture.name", str, optional=True, default="FaceVAE") != "FaceVAE":
-        raise MetadataError(f"its architecture is {str(meta['architecture']['name'])[:40]}, "
-                            "not FaceVAE")
-    size = meta_value(meta, "architecture.image_size", int,
-                      bounds=bounds_of(knobs["image_size"], int))
-    latent = meta_value(meta, "architecture.latent_dim", int,
-                        bounds=bounds_of(knobs["latent_dim"], int))
-    if parameter_count(size, latent) > MAX_PARAMETERS:
-        raise MetadataError(f"its architecture ({size} px, {latent}-dim code) is larger than "
-                            "any VAE fmtool trains")
-    meta_value(meta, "preprocessing", dict)
-    crop = meta_value(meta, "preprocessing.crop", list)
-    if (len(crop) != 2 or not all(isinstance(c, int) and not isinstance(c, bool) for c in crop)
-            or not 0 < crop[0] <= crop[1]):
-        raise MetadataError(f"its preprocessing crop is {str(crop)[:40]}; it must be two whole "
-                            "numbers 0 < keep <= of (keep/of of the shorter side)")
-    prep_size = meta_value(meta, "preprocessing.image_size", int)
-    if prep_size != size:
-        raise MetadataError(f"its preprocessing makes {prep_size} px faces, but its model takes "
-                            f"{size} px")
-    if meta_value(meta, "preprocessing.resample", str, optional=True, default=RESAMPLE) != RESAMPLE:
-        raise MetadataError(f"its preprocessing resamples with "
-                            f"{str(meta['preprocessing']['resample'])[:20]}; fmtool uses {RESAMPLE}")
-    if meta_value(meta, "preprocessing.range", list, optional=True, default=[0, 1]) != [0, 1]:
-        raise MetadataError("its preprocessing scales pixels to another range than [0, 1]")
-    meta_value(meta, "epoch", int, bounds=Bounds(int, 0, None), optional=True)
-    for key in ("metrics", "recipe", "data", "options"):
-        meta_value(meta, key, dict, optional=True)
-    _check_recipe(meta, knobs)
-    for key in ("data.val_images", "data.val_people"):  # what `evaluate_vae` checks a split by
-        meta_value(meta, key, int, bounds=Bounds(int, 0, None), optional=True)
-
-
-def _check_recipe(meta: dict[str, Any], knobs: dict[str, Any]) -> None:
-    """Each number the recipe records (val_fraction is read to split the faces again) in the
-    range its option allows, as for the architecture: a damaged value is one line, not a crash
-    later on."""
-    recipe = meta.get("recipe")
-    if not isinstance(recipe, dict):
-        return
-    types = typing.get_type_hints(VAERecipe)
-    for name, item in knobs.items():
-        kind = types[name]
-        if kind in (int, float) and name in recipe:
-            meta_value(meta, f"recipe.{name}", int if kind is int else (int, float),
-                       bounds=bounds_of(item, kind))
+def _read_config(meta: dict[str, Any]) -> VAEConfig:
+    """The config, after the recipe's numbers and the split the data records (what
+    `fmtool report` splits the faces again with, and checks the split by)."""
+    check_stored(VAERecipe, meta.get("recipe"))
+    data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+    for key in ("val_images", "val_people"):
+        if key in data and not Bounds(int, 0, None).accepts(data[key]):
+            raise MetadataError(f"its data.{key} is {str(data[key])[:20]}, not a count")
+    return VAEConfig.from_meta(meta)
 
 
 def encode(model: FaceVAE, images: torch.Tensor, device: torch.device,

@@ -42,8 +42,10 @@ from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
 from fmtool.errors import Option, UserError
 from fmtool.metrics import image as image_metrics
+from fmtool.models.vae import FaceVAE
+from fmtool.vae.config import VAEConfig
 from fmtool.vae.figures import alternating, save_grid, save_png, side_by_side
-from fmtool.vae.inference import load_vae, reconstruct
+from fmtool.vae.inference import reconstruct
 
 GRID_PAIRS = 64
 CSV_NAME = "metrics.csv"
@@ -154,13 +156,13 @@ def mean_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {k: (sum(r[k] for r in rows) / len(rows) if rows else float("nan")) for k in METRICS}
 
 
-def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.device,
-                       recursive: bool = False, sample: bool = False, seed: int = 0,
-                       force: bool = False, feedback: Feedback = SILENT) -> dict[str, Any]:
-    """Reconstructs every readable image in `folder`; returns a summary (see module docstring)."""
-    model, meta = load_vae(checkpoint, device)
-    prep = meta["preprocessing"]
-    size, crop = prep["image_size"], prep["crop"]
+def reconstruct_folder(folder: Path, model: FaceVAE, config: VAEConfig, checkpoint: Path | None,
+                       out: Path, device: torch.device, recursive: bool = False,
+                       sample: bool = False, seed: int = 0, force: bool = False,
+                       feedback: Feedback = SILENT) -> dict[str, Any]:
+    """Reconstructs every readable image in `folder` with `model` (read from `checkpoint`, which
+    the summary names); returns a summary (see module docstring)."""
+    size, crop = config.image_size, config.crop
     files = input_files(folder, recursive, out)
     targets = output_names(files, folder)
     grids = _grid_names(len(files))
@@ -198,7 +200,7 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
         with atomic_write(out / CSV_NAME) as sink:
             sink.write(table.getvalue().encode("utf-8"))
     return {
-        "checkpoint": str(checkpoint), "folder": str(folder), "out": str(out),
+        "checkpoint": None if checkpoint is None else str(checkpoint), "folder": str(folder), "out": str(out),
         "images": len(rows), "sampled": sample, "mean": mean_metrics(rows),
         "skipped": [{"path": str(p), "error": reason} for p, reason in failures],
         "csv": str(out / CSV_NAME), "grids": written_grids,

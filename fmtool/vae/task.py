@@ -18,31 +18,19 @@ from typing import Any
 
 import torch
 
-from fmtool.data.faces import FaceSplits, preprocessing, to_unit
+from fmtool.data.faces import FaceSplits, to_unit
 from fmtool.engine.batching import epoch_batches
 from fmtool.engine.device import autocast
 from fmtool.errors import UserError
 from fmtool.metrics import image as image_metrics
-from fmtool.models.vae import FaceVAE, reparameterize, vae_loss_terms
+from fmtool.models.vae import reparameterize, vae_loss_terms
+from fmtool.vae.config import KIND, VAEConfig, checkpoint_meta
 from fmtool.vae.figures import save_grid
 from fmtool.vae.inference import EVAL_BATCH, reconstruct
 from fmtool.vae.recipes import VAERecipe
 
 GRID_PAIRS = 8  # validation faces shown in each epoch's reconstruction grid
 GRID_FOLDER = "reconstructions"
-
-
-def checkpoint_meta(recipe: VAERecipe, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What a VAE checkpoint carries besides its weights, so it can be used on its own: the
-    architecture to rebuild, the preprocessing its inputs need, the recipe and the data."""
-    return {
-        "kind": VAETask.kind,
-        "architecture": {"name": "FaceVAE", "image_size": recipe.image_size,
-                         "latent_dim": recipe.latent_dim},
-        "preprocessing": preprocessing(recipe.image_size),
-        "recipe": recipe.to_dict(),
-        "data": data or {},
-    }
 
 
 @dataclass
@@ -54,7 +42,7 @@ class VAETask:
     device: torch.device
     precision: torch.dtype | None = None  # autocast dtype; None = fp32
 
-    kind = "vae"
+    kind = KIND
     best_metric = "val_loss"
     best_mode = "min"
 
@@ -67,10 +55,8 @@ class VAETask:
                             "training needs at least 2")
         self.train_x = self.faces.train.to(self.device)
         self.val_x = self.faces.val.to(self.device)
-        # The Trainer may replace self.model by a compiled or DDP-wrapped view for step();
-        # evaluation and figures use the plain module (same parameters) for encode/decode.
-        self.vae = FaceVAE(image_size=size, latent_dim=self.recipe.latent_dim)
-        self.model = self.vae
+        self.config = VAEConfig.from_recipe(self.recipe)
+        self.model = self.config.build()
 
     def batches(self, epoch: int) -> list[torch.Tensor]:
         """A seeded permutation in batches; a last batch of one joins the one before it
@@ -80,10 +66,11 @@ class VAETask:
             chunks[-2:] = [torch.cat(chunks[-2:])]
         return chunks
 
-    def step(self, batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def step(self, model: torch.nn.Module,
+             batch: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = to_unit(self.train_x[batch.to(self.device, non_blocking=True)])
         with autocast(self.device, self.precision):
-            logits, mu, logvar = self.model(x)
+            logits, mu, logvar = model(x)
         bce, kl = vae_loss_terms(logits, x, mu, logvar)  # in fp32 whatever the autocast
         loss = (bce + kl).mean()
         sums = {"loss": (bce + kl).detach().sum(), "bce": bce.detach().sum(),
@@ -122,7 +109,7 @@ class VAETask:
                 "val_ssim": totals["ssim"] / n}
 
     def meta(self) -> dict[str, Any]:
-        return checkpoint_meta(self.recipe, self.faces.info(self.recipe.val_fraction))
+        return checkpoint_meta(self.config, self.recipe, self.faces.info(self.recipe.val_fraction))
 
     def after_epoch(self, run_dir: Path, epoch: int) -> None:
         """reconstructions/epoch_NNNN.png (validation faces over their reconstructions) and
@@ -131,7 +118,7 @@ class VAETask:
         from fmtool.metrics import plots
 
         originals = self.val_x[:GRID_PAIRS].cpu()
-        recons = reconstruct(self.vae, originals, self.device)
+        recons = reconstruct(self.model, originals, self.device)
         save_grid(torch.cat([to_unit(originals), recons]),
                   run_dir / GRID_FOLDER / f"epoch_{epoch:04d}.png", columns=len(originals))
         history = read_metrics(run_dir)

@@ -1,0 +1,52 @@
+"""CNNConfig: what a CNN is, stored in its checkpoint and rebuilt from it by one strict reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from fmtool.cnn.config import CNNConfig, checkpoint_meta
+from fmtool.cnn.recipes import BUNDLED, PAPER
+from fmtool.engine.bundled import bundled_checkpoint
+from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.engine.schema import MetadataError
+
+
+def test_a_config_survives_its_table():
+    config = CNNConfig.from_recipe(BUNDLED)
+    assert CNNConfig.from_dict(config.to_dict()) == config
+    assert config.to_dict()["class_names"][1] == "Trouser"  # a list, as JSON stores it
+
+
+def test_a_recipe_gives_the_network_it_trains():
+    config = CNNConfig.from_recipe(PAPER, width=0.25)
+    assert (config.variant, config.width, config.scaling, config.tta_flip) == ("code", 0.25, "minmax", False)
+    model = config.build()
+    assert model.variant == "code" and model.output.out_features == 10
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"depth": 12}, "unknown key 'depth'"),
+    ({"width": None}, "width is None, not a number"),
+    ({"image_size": 30}, "image_size is 30"),
+    ({"variant": "paper"}, "variant is 'paper'"),
+    ({"class_names": ["a", "a"]}, "repeat"),
+    ({"tta_flip": 1}, "tta_flip is 1, not true or false"),
+])
+def test_from_dict_refuses_what_fmtool_would_not_have_written(change: dict, message: str):
+    with pytest.raises(MetadataError, match=message):
+        CNNConfig.from_dict({**CNNConfig().to_dict(), **change})
+
+
+def test_a_table_missing_a_value_is_refused_rather_than_defaulted():
+    table = CNNConfig().to_dict()
+    del table["width"]
+    with pytest.raises(MetadataError, match="lacks width"):
+        CNNConfig.from_dict(table)
+
+
+def test_the_checkpoint_stores_the_config_and_the_bundled_older_layout_still_reads():
+    meta = checkpoint_meta(CNNConfig(width=0.5), PAPER)
+    assert meta["kind"] == "cnn" and CNNConfig.from_meta(meta) == CNNConfig(width=0.5)
+    shipped = load_checkpoint(bundled_checkpoint("cnn")).meta
+    assert "config" not in shipped  # written before configs existed
+    assert CNNConfig.from_meta(shipped) == CNNConfig.from_recipe(BUNDLED)

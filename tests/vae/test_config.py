@@ -1,0 +1,34 @@
+"""VAEConfig: what a face VAE is, stored in its checkpoint and rebuilt from it."""
+
+from __future__ import annotations
+
+import pytest
+
+from fmtool.engine.bundled import bundled_checkpoint
+from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.engine.schema import MetadataError
+from fmtool.vae.config import VAEConfig, checkpoint_meta
+from fmtool.vae.recipes import CPU
+
+
+def test_a_config_survives_its_table_and_the_checkpoint_keeps_it():
+    config = VAEConfig.from_recipe(CPU)
+    assert config == VAEConfig(image_size=64, latent_dim=256, crop=(224, 250))
+    assert VAEConfig.from_dict(config.to_dict()) == config
+    assert VAEConfig.from_meta(checkpoint_meta(config, CPU)) == config
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"image_size": 48}, "image_size is 48"),
+    ({"crop": [250, 224]}, "crop"),
+    ({"crop": [1, 2, 3]}, "crop is \\[1, 2, 3\\], not a list of 2 whole numbers"),
+    ({"image_size": 512, "latent_dim": 2048}, "larger than any VAE fmtool trains"),
+])
+def test_from_dict_refuses_what_fmtool_would_not_have_written(change: dict, message: str):
+    with pytest.raises(MetadataError, match=message):
+        VAEConfig.from_dict({**VAEConfig().to_dict(), **change})
+
+
+def test_the_bundled_vae_in_the_older_layout_still_reads():
+    shipped = load_checkpoint(bundled_checkpoint("vae")).meta
+    assert "config" not in shipped and VAEConfig.from_meta(shipped) == VAEConfig.from_recipe(CPU)
