@@ -30,15 +30,14 @@ def read_labels(folder: Path) -> list[tuple[Path, int]]:
 def score_photos(checkpoint: Path, folder: Path, invert: str = "auto",
                  limit: int | None = None, single_view: bool = False) -> dict[str, Any]:
     """Classifies the labelled photos in `folder` with `checkpoint`; returns the figures."""
-    import torch
-
-    from fmtool.cnn.classify import classify_files
+    from fmtool import CNN
     from fmtool.data.fashion import CLASSES
 
     labelled = read_labels(folder)[:limit]
+    cnn = CNN.load(checkpoint, device="cpu")
     start = time.perf_counter()
-    results = classify_files([path for path, _ in labelled], checkpoint, torch.device("cpu"),
-                             top_k=1, invert=invert, single_view=single_view)
+    results = [result.to_dict() for result in cnn.classify(
+        [path for path, _ in labelled], invert=invert, single_view=single_view)]
     seconds = time.perf_counter() - start
     classes = sorted({label for _, label in labelled})
     names = [CLASSES[label] for label in classes]

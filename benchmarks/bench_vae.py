@@ -31,7 +31,7 @@ from fmtool.models.vae import FaceVAE, vae_loss_terms
 from fmtool.vae.inference import reconstruct
 from fmtool.vae.recipes import RECIPES as VAE_RECIPES
 from fmtool.vae.recipes import VAERecipe as Recipe
-from fmtool.vae.task import VAETask, checkpoint_meta
+from fmtool.vae.task import VAETask
 
 LATENT = 256
 
@@ -126,8 +126,7 @@ def command_reconstruction(size: int, files: int, device: torch.device) -> float
     import numpy as np
     from PIL import Image
 
-    from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
-    from fmtool.vae.reconstruct import reconstruct_folder
+    from fmtool import VAE, VAEConfig
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
@@ -136,12 +135,11 @@ def command_reconstruction(size: int, files: int, device: torch.device) -> float
         for i in range(files):
             pixels = rng.integers(0, 256, (250, 250, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / "in" / f"{i:05d}.jpg", quality=90)
-        meta = checkpoint_meta(VAE_RECIPES["paper"].with_overrides(image_size=size, latent_dim=LATENT))
-        save_checkpoint(root / "vae.pt", Checkpoint(meta, FaceVAE(size, LATENT).state_dict()))
-        reconstruct_folder(root / "in", root / "vae.pt", root / "warm", device)
+        vae = VAE.from_config(VAEConfig(image_size=size, latent_dim=LATENT), device=device)
+        vae.reconstruct_folder(root / "in", root / "warm")
         _sync(device)
         start = time.perf_counter()
-        reconstruct_folder(root / "in", root / "vae.pt", root / "out", device)
+        vae.reconstruct_folder(root / "in", root / "out")
         _sync(device)
         return files / (time.perf_counter() - start)
 

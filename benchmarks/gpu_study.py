@@ -1,7 +1,7 @@
 """The study's headline runs on one GPU in one call, and one table of what they reached.
 
-Each run goes through fmtool's own training task and Trainer (what `fmtool train` runs, with the
-CLI's defaults: autocast precision, channels_last, the step as a CUDA graph where it can be):
+Each run is `CNN.train` or `VAE.train`, the run `fmtool train` makes, with its defaults (autocast
+precision, channels_last, the step as a CUDA graph where it can be, compiled on CUDA otherwise):
 1. `paper` (Table 1, the report's protocol) with the author's network, `--variant code`;
 2. `paper` with the network the report's text describes, `--variant text`;
 3. `strong` at full width (its best epoch picked on 5,000 held-out training images);
@@ -27,13 +27,15 @@ compile costs more than it saves.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -59,45 +61,26 @@ def plans(tiny: bool) -> list[Plan]:
             Plan("vae paper", "vae", "paper", vae)]
 
 
-def deadline_stop(trainer: Any, deadline: float,
-                  clock: Callable[[], float] = time.monotonic) -> Callable[[], bool]:
-    """A Trainer's `should_stop` for a deadline (a `clock` time): at an epoch's end, whether one
-    more epoch as long as the last (figures and checkpoints included) would end past it; within
-    an epoch, whether it has passed. Make it just before `fit`: the first epoch is timed from then."""
-    last = clock()
-
-    def stop() -> bool:
-        nonlocal last
-        now = clock()
-        if trainer.state.step:  # within an epoch
-            return now > deadline
-        took, last = now - last, now
-        return now + took > deadline
-
-    return stop
-
-
-def run_cnn(plan: Plan, data: Any, device: Any, deadline: float, folder: Path,
+def run_cnn(plan: Plan, name: str, fashion_dir: Path | None, device: str, deadline: float,
             tiny: bool) -> dict[str, Any]:
+    """One CNN row: `CNN.train` as `fmtool train cnn` runs it, until its epochs or `deadline`."""
+    from fmtool import CNN
     from fmtool.cli.output import TERMINAL
-    from fmtool.cnn.recipes import RECIPES
-    from fmtool.cnn.task import CNNTask
-    from fmtool.engine.device import choose_precision, seed_everything
-    from fmtool.engine.graphs import use_graph
+    from fmtool.engine.runs import read_metrics
 
-    recipe = RECIPES[plan.recipe].with_overrides(**plan.overrides).check()
-    seed_everything(recipe.seed)
     limits = {"limit": 1000, "test_limit": 500} if tiny else {}
-    task = CNNTask(data, recipe, device, precision=choose_precision("auto", device), **limits)
-    history, stopped = fit(task, recipe, device, deadline, folder,
-                           cuda_graph=use_graph("auto", device, task), feedback=TERMINAL)
-    row = {"planned_epochs": recipe.epochs, "width": recipe.width, "variant": recipe.variant,
-           "stopped_early": stopped, **speed(history)}
+    cnn = CNN.train(plan.recipe, name=name, data_dir=fashion_dir, device=device,
+                    time_limit=deadline - time.monotonic(), feedback=TERMINAL, **limits,
+                    **plan.overrides)
+    history, recipe = read_metrics(cnn.checkpoint.parent), cnn.meta["recipe"]
+    row = {"planned_epochs": recipe["epochs"], "width": recipe["width"],
+           "variant": recipe["variant"], "stopped_early": len(history) < recipe["epochs"],
+           **speed(history)}
     if history:
         peak = max(history, key=lambda r: r["test_acc"])
         row.update(final_test_acc=history[-1]["test_acc"], best_test_acc=peak["test_acc"],
                    best_test_epoch=peak["epoch"])
-        if task.best_metric == "val_acc":  # the honest pick: on held-out training images
+        if "val_acc" in history[0]:  # the honest pick: on held-out training images
             picked = max(history, key=lambda r: r["val_acc"])
             row.update(picked_on_val_test_acc=picked["test_acc"], picked_epoch=picked["epoch"])
     return row
@@ -109,62 +92,51 @@ def vae_recipe(plan: Plan) -> Any:
     return RECIPES[plan.recipe].with_overrides(**plan.overrides).check()
 
 
+def vae_limits(tiny: bool) -> dict[str, int]:
+    return {"limit": 32, "val_limit": 8} if tiny else {}
+
+
 def prepare_faces(plan: Plan, faces_dir: Path | None, tiny: bool) -> dict[str, Any]:
-    """The VAE's faces split and decoded (into fmtool's face cache, the first time) before any
-    timed run: `faces` (the FaceSplits) or `error`, and `seconds` it took."""
+    """The VAE's faces split and decoded into fmtool's face cache before any timed run (the VAE's
+    run then reads them from there): `faces` (how many) or `error`, and `seconds` it took."""
     from fmtool.cli.output import TERMINAL
     from fmtool.data.faces import load_face_splits
     from fmtool.errors import UserError
 
     begun = time.monotonic()
     recipe = vae_recipe(plan)
-    limits = {"limit": 32, "val_limit": 8} if tiny else {}
     try:
         faces = load_face_splits(faces_dir, recipe.image_size, recipe.val_fraction, recipe.seed,
-                                 feedback=TERMINAL, **limits)
-        prepared: dict[str, Any] = {"faces": faces}
+                                 feedback=TERMINAL, **vae_limits(tiny))
+        prepared: dict[str, Any] = {"faces": len(faces.train) + len(faces.val)}
     except (UserError, OSError, RuntimeError) as exc:  # the VAE's row says it; the CNN runs go on
         prepared = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"}
     prepared["seconds"] = round(time.monotonic() - begun, 2)
     return prepared
 
 
-def run_vae(plan: Plan, prepared: dict[str, Any], device: Any, deadline: float,
-            folder: Path) -> dict[str, Any]:
+def run_vae(plan: Plan, name: str, prepared: dict[str, Any], faces_dir: Path | None, device: str,
+            deadline: float, tiny: bool) -> dict[str, Any]:
+    """The VAE row: `VAE.train` as `fmtool train vae` runs it, not compiled (within a few minutes
+    a compile costs more than it saves), until its epochs or `deadline`."""
+    from fmtool import VAE
     from fmtool.cli.output import TERMINAL
-    from fmtool.engine.device import choose_precision, seed_everything
+    from fmtool.engine.runs import read_metrics
     from fmtool.errors import UserError
-    from fmtool.vae.task import VAETask
 
     if "error" in prepared:
         raise UserError(prepared["error"])
-    recipe = vae_recipe(plan)
-    faces = prepared["faces"]
-    seed_everything(recipe.seed)
-    task = VAETask(faces, recipe, device, precision=choose_precision("auto", device))
-    history, stopped = fit(task, recipe, device, deadline, folder, cuda_graph=False,
-                           feedback=TERMINAL)
-    row = {"planned_epochs": recipe.epochs, "image_size": recipe.image_size,
-           "faces": len(faces.train) + len(faces.val), "stopped_early": stopped,
+    vae = VAE.train(plan.recipe, name=name, data_dir=faces_dir, device=device, compile="off",
+                    time_limit=deadline - time.monotonic(), feedback=TERMINAL,
+                    **vae_limits(tiny), **plan.overrides)
+    history, recipe = read_metrics(vae.checkpoint.parent), vae.meta["recipe"]
+    row = {"planned_epochs": recipe["epochs"], "image_size": recipe["image_size"],
+           "faces": prepared["faces"], "stopped_early": len(history) < recipe["epochs"],
            **speed(history)}
     if history:
         row.update(final_val_psnr=history[-1]["val_psnr"], final_val_ssim=history[-1]["val_ssim"],
                    final_val_loss=history[-1]["val_loss"])
     return row
-
-
-def fit(task: Any, recipe: Any, device: Any, deadline: float, folder: Path, cuda_graph: bool,
-        feedback: Any) -> tuple[list[dict[str, Any]], bool]:
-    """Trains until the recipe's epochs or the deadline; the history, and whether it stopped early."""
-    from fmtool.engine.trainer import Trainer, TrainingInterrupted
-
-    trainer = Trainer(task, recipe, folder, device, cuda_graph=cuda_graph, channels_last=True,
-                      feedback=feedback)
-    trainer.should_stop = deadline_stop(trainer, deadline)
-    try:
-        return trainer.fit(), False
-    except TrainingInterrupted:
-        return trainer.state.history, True
 
 
 def speed(history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -225,38 +197,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from fmtool.data.fashion import load_fashion_mnist
     from fmtool.engine.device import choose_device, choose_precision, describe, precision_name
-    from fmtool.errors import UserError
 
     device = choose_device(args.device)
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu_study-"))
     print(f"gpu_study on {describe(device)}, torch {torch.__version__}, precision "
           f"{precision_name(choose_precision('auto', device))}, {args.minutes:g} min", file=sys.stderr)
-    fashion = load_fashion_mnist(args.fashion_dir)
+    load_fashion_mnist(args.fashion_dir)  # no data set is one line before any run
     todo = plans(args.tiny)
     vae_plans = [plan for plan in todo if plan.kind == "vae"]
-    prepared = prepare_faces(vae_plans[0], args.faces_dir, args.tiny) if vae_plans else {}
-    if vae_plans:
-        what = (f"{len(prepared['faces'].train) + len(prepared['faces'].val):,} faces"
-                if "faces" in prepared else prepared["error"])
-        print(f"face cache: {what} in {prepared['seconds']:.1f} s, before the timed runs",
-              file=sys.stderr)
-    rows: list[dict[str, Any]] = []
-    for index, plan in enumerate(todo):
-        deadline = budget_end - args.reserve * 60 * (len(todo) - 1 - index)
-        begun = time.monotonic()
-        row: dict[str, Any] = {"label": plan.label, "recipe": plan.recipe, "kind": plan.kind}
-        folder = work / f"{index + 1}-{plan.kind}-{plan.recipe}"
-        try:
-            if begun >= deadline:
-                raise UserError("no time left")
-            if plan.kind == "cnn":
-                row.update(run_cnn(plan, fashion, device, deadline, folder, args.tiny))
-            else:
-                row.update(run_vae(plan, prepared, device, deadline, folder))
-        except (UserError, RuntimeError) as exc:  # no data, no time, no memory: the rest counts
-            row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
-        row["minutes"] = round((time.monotonic() - begun) / 60, 3)
-        rows.append(row)
+    with fmtool_home(work):
+        rows, prepared = run_plans(todo, vae_plans, args, str(device), budget_end)
     report = {"device": describe(device), "torch": torch.__version__,
               "precision": precision_name(choose_precision("auto", device)),
               "budget_minutes": args.minutes, "tiny": args.tiny,
@@ -269,6 +219,53 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.out is not None:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+@contextlib.contextmanager
+def fmtool_home(work: Path) -> Iterator[None]:
+    """fmtool's home (runs, caches) in `work` while the study runs: its run folders are
+    work/data/runs/<kind>/<N-kind-recipe>."""
+    before = os.environ.get("FMTOOL_HOME")
+    os.environ["FMTOOL_HOME"] = str(work)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("FMTOOL_HOME")
+        else:
+            os.environ["FMTOOL_HOME"] = before
+
+
+def run_plans(todo: list[Plan], vae_plans: list[Plan], args: argparse.Namespace, device: str,
+              budget_end: float) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each plan's row, in order, each run given the time left but a reserve for those after it;
+    and how the faces were prepared."""
+    from fmtool.errors import UserError
+
+    prepared = prepare_faces(vae_plans[0], args.faces_dir, args.tiny) if vae_plans else {}
+    if vae_plans:
+        what = f"{prepared['faces']:,} faces" if "faces" in prepared else prepared["error"]
+        print(f"face cache: {what} in {prepared['seconds']:.1f} s, before the timed runs",
+              file=sys.stderr)
+    rows: list[dict[str, Any]] = []
+    for index, plan in enumerate(todo):
+        deadline = budget_end - args.reserve * 60 * (len(todo) - 1 - index)
+        begun = time.monotonic()
+        row: dict[str, Any] = {"label": plan.label, "recipe": plan.recipe, "kind": plan.kind}
+        name = f"{index + 1}-{plan.kind}-{plan.recipe}"
+        try:
+            if begun >= deadline:
+                raise UserError("no time left")
+            if plan.kind == "cnn":
+                row.update(run_cnn(plan, name, args.fashion_dir, device, deadline, args.tiny))
+            else:
+                row.update(run_vae(plan, name, prepared, args.faces_dir, device, deadline,
+                                   args.tiny))
+        except (UserError, RuntimeError) as exc:  # no data, no time, no memory: the rest counts
+            row["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+        row["minutes"] = round((time.monotonic() - begun) / 60, 3)
+        rows.append(row)
+    return rows, prepared
 
 
 if __name__ == "__main__":

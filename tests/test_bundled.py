@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from fmtool.cli.app import app
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.vae.config import VAEConfig
 from tests.conftest import REPO, synthetic_fashion
 
 runner = CliRunner()
@@ -45,11 +46,11 @@ def test_the_bundled_cnn_is_a_small_fp16_checkpoint_with_a_card():
 
 def test_its_test_accuracy_is_the_one_on_its_card(shared_data: Path):
     """All 10,000 test images, as `fmtool eval` measures them: the card is to be trusted."""
-    from fmtool.cnn.evaluate import evaluate_checkpoint
+    from fmtool import CNN
 
-    report = evaluate_checkpoint(BUNDLED_CNN, torch.device("cpu"), shared_data / "fashion-mnist")
-    assert report["images"] == 10_000
-    assert abs(report["accuracy"] - card()["metrics"]["test_accuracy"]) <= 1e-4
+    report = CNN.load(BUNDLED_CNN, device="cpu").evaluate(data_dir=shared_data / "fashion-mnist")
+    assert report.images == 10_000
+    assert abs(report.accuracy - card()["metrics"]["test_accuracy"]) <= 1e-4
 
 
 def test_its_photo_accuracy_is_the_one_on_its_card_and_in_the_readme(shared_data: Path):
@@ -77,7 +78,7 @@ def test_the_bundled_vae_is_a_64px_fp16_checkpoint_under_10_mb_with_a_card():
     assert BUNDLED_VAE.stat().st_size <= 10_000_000
     checkpoint = load_checkpoint(BUNDLED_VAE, expect_kind="vae")
     assert checkpoint.train_state is None
-    assert checkpoint.meta["architecture"] == {"name": "FaceVAE", "image_size": 64, "latent_dim": 256}
+    assert VAEConfig.from_meta(checkpoint.meta) == VAEConfig(image_size=64, latent_dim=256)
     assert {v.dtype for v in checkpoint.model.values() if v.is_floating_point()} == {torch.float16}
     assert vae_card()["command"].startswith("fmtool train vae ")
     metrics = vae_card()["metrics"]
@@ -86,9 +87,9 @@ def test_the_bundled_vae_is_a_64px_fp16_checkpoint_under_10_mb_with_a_card():
 
 
 def test_its_psnr_and_ssim_on_held_out_people_are_those_on_its_card(shared_data: Path):
-    from fmtool.vae.evaluate import evaluate_vae
+    from fmtool import VAE
 
-    report = evaluate_vae(BUNDLED_VAE, torch.device("cpu"), shared_data / "lfw" / "lfw-deepfunneled")
+    report = VAE.load(BUNDLED_VAE, device="cpu").evaluate(shared_data / "lfw" / "lfw-deepfunneled")
     metrics = vae_card()["metrics"]
     assert (report["faces"], report["people"]) == (metrics["faces"], metrics["people"])
     assert abs(report["psnr"] - metrics["psnr"]) <= 0.05

@@ -196,7 +196,7 @@ def test_without_recipe_a_cpu_machine_trains_the_cpu_recipe_and_says_so(tiny_fas
 ])
 def test_the_default_recipe_is_the_reports_on_a_cuda_gpu_only(cuda: bool, device: str, expected: str,
                                                               monkeypatch: pytest.MonkeyPatch):
-    from fmtool.cli.training import default_recipe_name
+    from fmtool.engine.training import default_recipe_name
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     assert default_recipe_name("vae", device) == expected

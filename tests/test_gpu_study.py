@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.gpu_study import deadline_stop, main, plans, run_cnn, table
-from fmtool.data.fashion import load_from_dir
+from benchmarks.gpu_study import main, plans, run_cnn, table
+from fmtool.engine.training import deadline_stop
 from tests.vae_helpers import write_faces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +39,7 @@ def test_the_tiny_study_runs_every_row_and_writes_its_table(tiny_fashion: Path, 
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:2] == ["run", "variant"] and len(table) == 1 + 4 + 1
     assert table[1].startswith("paper, code") and "%" in table[1]
-    assert (tmp_path / "runs" / "4-vae-paper" / "best.pt").is_file()
+    assert (tmp_path / "runs" / "data" / "runs" / "vae" / "4-vae-paper" / "best.pt").is_file()
 
 
 def test_without_time_left_each_row_says_so(tiny_fashion: Path, tmp_path: Path):
@@ -66,11 +66,8 @@ def test_a_run_the_deadline_stops_says_so_in_the_table_and_the_json(tiny_fashion
                                                                     tmp_path: Path):
     import time
 
-    import torch
-
     plan = plans(tiny=True)[0]
-    row = run_cnn(plan, load_from_dir(tiny_fashion), torch.device("cpu"),
-                  deadline=time.monotonic() - 1, folder=tmp_path / "run", tiny=True)
+    row = run_cnn(plan, "late", tiny_fashion, "cpu", deadline=time.monotonic() - 1, tiny=True)
     assert row["stopped_early"] is True and row["planned_epochs"] == 1 and row["epochs"] == 0
     shown = table([{"label": plan.label, **row}, {"label": "done", "epochs": 60,
                                                   "planned_epochs": 60, "stopped_early": False},

@@ -127,50 +127,48 @@ def test_the_views_start_grabcut_at_three_margins(monkeypatch: pytest.MonkeyPatc
 def test_a_batch_gives_each_photo_the_answer_it_gets_alone(tmp_path: Path):
     """Photos (nine views), a Fashion-MNIST image (one) and a broken file in one batch: the
     logits are split back per file, in order."""
-    import torch
-
-    from fmtool.cnn.classify import classify_files
+    from fmtool import CNN
     from fmtool.data.fashion import load_from_dir
-    from fmtool.engine.bundled import bundled_checkpoint
 
-    checkpoint, cpu = bundled_checkpoint("cnn"), torch.device("cpu")
+    cnn = CNN.load("builtin", device="cpu")
     photograph(ITEMS["dress"], seed=4).save(tmp_path / "dress.png")
     (tmp_path / "broken.png").write_bytes(b"not a png")
     fashion = load_from_dir(synthetic_fashion(tmp_path / "fashion", train=20, test=10))
     Image.fromarray(fashion.test_images[0].numpy()).save(tmp_path / "fashion.png")
     photograph(ITEMS["trouser"], dark_item=False, seed=3).save(tmp_path / "trouser.png")
     files = [tmp_path / name for name in ("dress.png", "broken.png", "fashion.png", "trouser.png")]
-    together = classify_files(files, checkpoint, cpu, top_k=10)
-    assert [result["path"] for result in together] == [str(file) for file in files]
-    assert "error" in together[1]
-    for file, result in zip(files, together):
-        if "error" not in result:
-            (alone,) = classify_files([file], checkpoint, cpu, top_k=10)
-            assert [guess["label"] for guess in result["predictions"]] == \
-                [guess["label"] for guess in alone["predictions"]]
-            assert [guess["probability"] for guess in result["predictions"]] == pytest.approx(
-                [guess["probability"] for guess in alone["predictions"]], abs=1e-5)
+    together = cnn.classify(files, top_k=10)
+    assert [result.path for result in together] == files
+    assert [result.error is None for result in together] == [True, False, True, True]
+    for file, result in zip(files[2:], together[2:]):
+        (alone,) = cnn.classify([file], top_k=10)
+        assert [label for label, _ in result.predictions] == [label for label, _ in alone.predictions]
+        assert [p for _, p in result.predictions] == pytest.approx([p for _, p in alone.predictions],
+                                                                   abs=1e-5)
+    (dress,) = cnn.classify([files[0]], top_k=10)
+    assert [label for label, _ in dress.predictions] == [label for label, _ in together[0].predictions]
+    assert [p for _, p in dress.predictions] == pytest.approx([p for _, p in together[0].predictions],
+                                                              abs=1e-5)
 
 
 def test_classify_averages_the_models_logits_over_the_views(tmp_path: Path):
     import torch
 
-    from fmtool.cnn.classify import classify_files
-    from fmtool.cnn.inference import load_classifier, predict_logits
-    from fmtool.engine.bundled import bundled_checkpoint
+    from fmtool import CNN
+    from fmtool.cnn.inference import predict_logits
 
-    checkpoint, cpu = bundled_checkpoint("cnn"), torch.device("cpu")
+    cnn, cpu = CNN.load("builtin", device="cpu"), torch.device("cpu")
     path = tmp_path / "trouser.png"
     photograph(ITEMS["trouser"], offset=(100, 0), size=10, seed=2).save(path)
-    model, meta = load_classifier(checkpoint, cpu)
     answers = {}
     for single in (False, True):
         views = load_fashion_views(path, single=single)
-        logits = predict_logits(model, torch.from_numpy(views), 32, cpu, tta_flip=meta["tta_flip"])
-        (result,) = classify_files([path], checkpoint, cpu, top_k=10, single_view=single)
-        answers[single] = {guess["label"]: guess["probability"] for guess in result["predictions"]}
+        logits = predict_logits(cnn.model, torch.from_numpy(views), 32, cpu,
+                                tta_flip=cnn.config.tta_flip)
+        (result,) = cnn.classify([path], top_k=10, single_view=single)
+        answers[single] = dict(result.predictions)
         expected = logits.mean(0).softmax(0)
-        for index, name in enumerate(meta["class_names"]):
+        for index, name in enumerate(cnn.class_names):
             assert answers[single][name] == pytest.approx(expected[index].item(), abs=1e-6)
     assert len(load_fashion_views(path)) == 9
     assert answers[False] != answers[True]

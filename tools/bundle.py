@@ -33,18 +33,14 @@ SHARED = REPO.parent / "shared" / "data"
 def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> dict[str, Any]:
     """The CNN's card; its figures are those of the fp16 file written here (see write_bundled),
     with the fp32 weights' test accuracy beside them."""
-    import torch
-
     from benchmarks.bench_photos import score_photos
-    from fmtool import __version__
-    from fmtool.cnn.evaluate import evaluate_checkpoint
-    from fmtool.engine.checkpoint import load_checkpoint
+    from fmtool import CNN, __version__
 
-    best = run / "best.pt"
-    meta = load_checkpoint(best, expect_kind="cnn").meta
-    trained = evaluate_checkpoint(best, torch.device("cpu"), fashion_dir)
+    best = CNN.load(run / "best.pt", device="cpu")
+    meta = best.meta
+    trained = best.evaluate(data_dir=fashion_dir)
     with as_stored("cnn", run) as stored:
-        test = evaluate_checkpoint(stored, torch.device("cpu"), fashion_dir)
+        test = CNN.load(stored, device="cpu").evaluate(data_dir=fashion_dir)
         photos = score_photos(stored, photos_dir)
     selected = meta["metrics"]
     return {
@@ -54,10 +50,10 @@ def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> di
         "epoch": meta["epoch"],
         "data": {**meta["data"], "test_set": "Fashion-MNIST test, all 10,000 images",
                  "photos": "shared clothing-photos, 200 labelled photos of 5 classes"},
-        "metrics": {"test_accuracy": round(test["accuracy"], 6),
-                    "test_correct": round(test["accuracy"] * test["images"]),
-                    "test_images": test["images"],
-                    "fp32_test_accuracy": round(trained["accuracy"], 6),
+        "metrics": {"test_accuracy": round(test.accuracy, 6),
+                    "test_correct": round(test.accuracy * test.images),
+                    "test_images": test.images,
+                    "fp32_test_accuracy": round(trained.accuracy, 6),
                     "val_accuracy": round(selected["val_acc"], 6),
                     "photo_accuracy": round(photos["accuracy"], 6),
                     "photo_per_class": {k: round(v, 4) for k, v in
@@ -71,17 +67,13 @@ def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> di
 def vae_card(run: Path, command: str, faces_dir: Path) -> dict[str, Any]:
     """The VAE's card; its figures are those of the fp16 file written here (see write_bundled),
     beside those of the fp32 weights it was made from."""
-    import torch
+    from fmtool import VAE, __version__
 
-    from fmtool import __version__
-    from fmtool.engine.checkpoint import load_checkpoint
-    from fmtool.vae.evaluate import evaluate_vae
-
-    best = run / "best.pt"
-    meta = load_checkpoint(best, expect_kind="vae").meta
-    trained = evaluate_vae(best, torch.device("cpu"), faces_dir)
+    best = VAE.load(run / "best.pt", device="cpu")
+    meta = best.meta
+    trained = best.evaluate(faces_dir)
     with as_stored("vae", run) as path:
-        stored = evaluate_vae(path, torch.device("cpu"), faces_dir)
+        stored = VAE.load(path, device="cpu").evaluate(faces_dir)
     return {
         "name": "fmtool bundled face VAE (64 px)",
         "command": command,

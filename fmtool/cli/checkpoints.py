@@ -1,5 +1,6 @@
 """Which checkpoint a command reads: the one named, else the latest run, else the bundled model;
-one line on stderr says which whenever fmtool chose it."""
+one line on stderr says which whenever fmtool chose it (the API's own rule, see
+`fmtool.api.common.pick_checkpoint`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,6 @@ from fmtool.cli import output
 
 
 def checkpoint_to_use(path: Path | None, kind: str) -> Path:
-    from fmtool.engine.runs import choose_checkpoint
+    from fmtool.api.common import pick_checkpoint
 
-    chosen, why = choose_checkpoint(path, kind)
-    if why is not None:
-        output.TERMINAL.note(f"using {why}: {chosen}")
-    return chosen
-
+    return pick_checkpoint(path, kind, output.TERMINAL)

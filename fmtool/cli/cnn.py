@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -72,23 +73,13 @@ def train_cnn(
     *,
     overrides: dict[str, Any],
 ) -> None:
-    from fmtool.cli.training import choose_recipe, run_training
+    from fmtool.api import CNN
+    from fmtool.cli.training import exit_on_stop
 
-    options = {"limit": limit, "test_limit": test_limit, "precision": str(precision),
-               "compile": str(compile), "cuda_graph": str(cuda_graph)}
-    folder, chosen, options = choose_recipe("cnn", recipes.RECIPES, recipe, name, resume,
-                                            overrides, options, str(device))
-
-    def build_task(device: Any) -> Any:
-        from fmtool.cnn.task import CNNTask
-        from fmtool.data.fashion import load_fashion_mnist
-        from fmtool.engine.device import choose_precision
-
-        return CNNTask(load_fashion_mnist(data_dir), chosen, device, limit=options["limit"],
-                       test_limit=options["test_limit"],
-                       precision=choose_precision(options.get("precision", "auto"), device))
-
-    run_training("cnn", chosen, options, folder, str(device), resume, build_task)
+    with exit_on_stop("cnn"):
+        CNN.train(recipe, device=str(device), precision=str(precision), compile=str(compile),
+                  cuda_graph=str(cuda_graph), data_dir=data_dir, name=name, resume=resume,
+                  limit=limit, test_limit=test_limit, feedback=output.TERMINAL, **overrides)
 
 
 def eval_(
@@ -107,16 +98,15 @@ def eval_(
 
     In a run folder fmtool made (under its runs folder, see fmtool info) these three files are fmtool's own, and eval rewrites them each time. Anywhere else (--out, or a checkpoint kept outside the runs folder) a file that exists is yours: eval refuses before evaluating, unless --force.
     """
-    from fmtool.cnn.evaluate import evaluate_checkpoint, plan_figures, write_figures
-    from fmtool.engine.device import choose_device, choose_precision
+    from fmtool.api import CNN
+    from fmtool.cnn.evaluate import plan_figures, write_figures
     from fmtool.engine.runs import figures_home
 
     path = checkpoint_to_use(checkpoint, "cnn")
     home, owned = figures_home(path)
     figures = plan_figures(path.parent, out or home, force or (out is None and owned))
-    chosen = choose_device(str(device))
-    report = evaluate_checkpoint(path, chosen, data_dir, limit,
-                                 choose_precision(str(precision), chosen))
+    cnn = CNN.load(path, device=str(device), feedback=output.TERMINAL)
+    report = cnn.evaluate(limit, data_dir=data_dir, precision=str(precision)).to_dict()
     report["figures"] = write_figures(report, path.parent, figures)
     if json_out:
         output.print_json(report)
@@ -166,25 +156,23 @@ def classify(
 
     Paths and labels are escaped so that each image stays one line of tab-separated columns: a backslash is written \\\\, a tab \\t, a newline \\n, a carriage return \\r; any other control character, each byte of a name that is not UTF-8, and the bytes of C1 controls, U+2028/U+2029 and bidirectional controls as \\xHH. In Python os.fsdecode(codecs.escape_decode(column.encode())[0]) gives the path back. --json writes the paths exactly (a byte that is not UTF-8 as the surrogate \\udcHH).
     """
-    from fmtool.cnn.classify import classify_files
-    from fmtool.engine.device import choose_device
-    path = checkpoint_to_use(checkpoint, "cnn")
-    results = classify_files(images, path, choose_device(str(device)), top_k, str(invert),
-                             save_input, single_view)
-    failed = 0
+    from fmtool.api import CNN
+
+    cnn = CNN.load(checkpoint_to_use(checkpoint, "cnn"), device=str(device),
+                   feedback=output.TERMINAL)
+    results = cnn.classify(images, top_k, invert=str(invert), single_view=single_view,
+                           save_input=save_input)
     for result in results:
-        if "error" in result:
-            failed += 1
-            output.stderr.print(f"error: {output.escape(result['path'])}: "
-                                f"{output.escape(result['error'])}")
+        if result.error is not None:
+            output.stderr.print(f"error: {output.escape(result.path)}: {output.escape(result.error)}")
         elif not json_out:
-            cells = [output.escape(result["path"])]
-            for guess in result["predictions"]:
-                cells += [output.escape(guess["label"]), f"{guess['probability']:.4f}"]
+            cells = [output.escape(result.path)]
+            for label, probability in result.predictions:
+                cells += [output.escape(label), f"{probability:.4f}"]
             sys.stdout.write("\t".join(cells) + "\n")
     if json_out:
-        output.print_json(results)
-    if failed:
+        output.print_json([result.to_dict() for result in results])
+    if any(result.error is not None for result in results):
         raise typer.Exit(1)
 
 
@@ -226,15 +214,21 @@ def project(
     if list_layers:
         _list_layers(checkpoint, json_out)
         return
-    from fmtool.cnn.inference import load_classifier
-    from fmtool.cnn.projection import project_test_images
-    from fmtool.engine.device import choose_device
-    torch_device = choose_device(str(device))
+    from fmtool.api import CNN
+    from fmtool.cnn.projection_plots import default_figure
+
+    start = time.perf_counter()
     path = checkpoint_to_use(checkpoint, "cnn")
-    model, meta = load_classifier(path, torch_device)
-    report = project_test_images(model, meta, path, layers, method.value, per_class, seed,
-                                 thumbnails, out, torch_device, data_dir, output.TERMINAL,
-                                 force=force)
+    cnn = CNN.load(path, device=str(device), feedback=output.TERMINAL)
+    if out is None:
+        out, owned = default_figure(path, method.value, layers, thumbnails)
+        force = force or owned
+    found = cnn.project(layers, method=method.value, per_class=per_class, seed=seed,
+                        data_dir=data_dir, save=out, thumbnails=thumbnails, force=force)
+    report = {"checkpoint": str(path), "method": method.value, "points": len(found[0].labels),
+              "per_class": per_class, "seed": seed, "figure": str(found[0].figure),
+              "csv": str(found[0].csv), "layers": [item.scores() for item in found],
+              "seconds": round(time.perf_counter() - start, 2)}
     if json_out:
         output.print_json(report)
     else:
@@ -245,30 +239,24 @@ def _list_layers(checkpoint: Path | None, json_out: bool) -> None:
     """Shapes of the checkpoint's model; before any training, those of the report's model."""
     from math import prod
 
-    import torch
-
-    from fmtool.cnn.activations import layer_shapes
-    from fmtool.cnn.inference import build_model, load_classifier
-    from fmtool.cnn.task import checkpoint_meta
+    from fmtool.api import CNN
     from fmtool.engine.bundled import bundled_checkpoint
     from fmtool.engine.runs import list_runs
 
     if checkpoint is None and not list_runs("cnn") and bundled_checkpoint("cnn") is None:
-        meta = checkpoint_meta(recipes.PAPER)
-        model = build_model(meta)
+        cnn = CNN.from_config()
         output.stderr.print("no CNN checkpoint yet: these are the report's model's layers")
     else:
-        model, meta = load_classifier(checkpoint_to_use(checkpoint, "cnn"), torch.device("cpu"))
-    shapes = layer_shapes(model, meta["architecture"]["image_size"])
+        cnn = CNN.load(checkpoint_to_use(checkpoint, "cnn"), device="cpu")
     rows = [{"layer": name, "shape": list(shape), "features": prod(shape)}
-            for name, shape in shapes.items()]
+            for name, shape in cnn.layers().items()]
     if json_out:
         output.print_json(rows)
         return
     from rich.table import Table
 
-    table = Table(title=f"Layers of the CNN (width "
-                        f"{output.escape(meta['architecture'].get('width', 1.0))}), output per image")
+    table = Table(title=f"Layers of the CNN (width {output.escape(cnn.config.width)}), output "
+                        "per image")
     for column in ("layer", "shape", "features"):
         table.add_column(column, justify="left" if column == "layer" else "right")
     for row in rows:

@@ -59,28 +59,15 @@ def train_vae(
 
     The run folder keeps run.json, metrics.jsonl, last.pt (resumable), best.pt (lowest validation loss), reconstructions/epoch_NNNN.png and the loss and PSNR curves. Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 143); --resume continues where it stopped.
     """
-    from fmtool.cli.training import choose_recipe, run_training
+    from fmtool.api import VAE
+    from fmtool.cli.training import exit_on_stop
 
     # --image-size (a multiple of 32: the encoder halves it five times), --latent-dim and the
     # model they make together are checked before any face is decoded (VAERecipe.check).
-    options = {"limit": limit, "val_limit": val_limit, "precision": str(precision),
-               "compile": str(compile),
-               "data_dir": str(data_dir.resolve()) if data_dir is not None else None}
-    folder, chosen, options = choose_recipe("vae", recipes.RECIPES, recipe, name, resume,
-                                            overrides, options, str(device))
-
-    def build_task(device: Any) -> Any:
-        from fmtool.data.faces import load_face_splits
-        from fmtool.engine.device import choose_precision
-        from fmtool.vae.task import VAETask
-
-        source = Path(options["data_dir"]) if options.get("data_dir") else None
-        faces = load_face_splits(source, chosen.image_size, chosen.val_fraction, chosen.seed,
-                                 options["limit"], options["val_limit"], output.TERMINAL)
-        return VAETask(faces, chosen, device,
-                       precision=choose_precision(options.get("precision", "auto"), device))
-
-    run_training("vae", chosen, options, folder, str(device), resume, build_task)
+    with exit_on_stop("vae"):
+        VAE.train(recipe, device=str(device), precision=str(precision), compile=str(compile),
+                  data_dir=data_dir, name=name, resume=resume, limit=limit, val_limit=val_limit,
+                  feedback=output.TERMINAL, **overrides)
 
 
 def reconstruct(
@@ -100,12 +87,12 @@ def reconstruct(
 
     Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force, checked before any work; the outputs appear together at the end, or none does if the run fails or is interrupted part-way (Ctrl-C, SIGTERM), so running it again needs no --force. Two faces that would share an output name (a.jpg, a.png) keep their extension (a.jpg.png, a.png.png). --out may be FOLDER itself: reconstruct's own outputs there are not read as inputs.
     """
-    from fmtool.engine.device import choose_device
-    from fmtool.vae.reconstruct import reconstruct_folder
+    from fmtool.api import VAE
 
-    path = checkpoint_to_use(checkpoint, "vae")
-    report = reconstruct_folder(folder, path, out, choose_device(str(device)), recursive=recursive,
-                                sample=sample, seed=seed, force=force, feedback=output.TERMINAL)
+    vae = VAE.load(checkpoint_to_use(checkpoint, "vae"), device=str(device),
+                   feedback=output.TERMINAL)
+    report = vae.reconstruct_folder(folder, out, recursive=recursive, sample=sample, seed=seed,
+                                    force=force)
     _report_skipped(report["skipped"])
     if json_out:
         output.print_json(report)
@@ -149,9 +136,8 @@ def fuse(
 
     fuse --pairs young_old.txt blends each pair of the file (a line `A.jpg B.jpg`, # starts a comment) and stacks the strips, one row per pair, in one image: the report's figures of several fusions.
     """
-    from fmtool.engine.device import choose_device
+    from fmtool.api import VAE
     from fmtool.vae import fuse as fusing
-    from fmtool.vae.inference import load_vae
 
     images = images or []
     groups = group_a is not None and group_b is not None
@@ -166,10 +152,10 @@ def fuse(
         raise UserError("with --group-a/--group-b give one face (to move along the attribute) "
                         "or none (to walk between the groups)")
     fusing.check_output(out, 0 if pairs else steps, force)  # before any work
-    chosen = choose_device(str(device))
-    model, meta = load_vae(checkpoint_to_use(checkpoint, "vae"), chosen)
+    vae = VAE.load(checkpoint_to_use(checkpoint, "vae"), device=str(device),
+                   feedback=output.TERMINAL)
     if pairs is not None:
-        fusions = [fusing.fuse_pair(model, meta, a, b, steps, method.value, chosen)
+        fusions = [vae.fusion(a, b, steps, method.value)
                    for a, b in fusing.read_pairs(pairs, data_dir, output.TERMINAL)]
         report = fusing.write_pairs(fusions, out, force)
         if json_out:
@@ -179,14 +165,9 @@ def fuse(
             output.stdout.print(f"{output.escape(report['strip'])}  ({len(fusions)} pairs, one "
                                 f"row each, a = {values})")
         return
-    if not groups:
-        fusion = fusing.fuse_pair(model, meta, images[0], images[1], steps, method.value, chosen)
-    elif images:
-        fusion = fusing.add_attribute(model, meta, images[0], group_a, group_b, strength, steps,
-                                      chosen, data_dir, group_limit, output.TERMINAL)
-    else:
-        fusion = fusing.fuse_groups(model, meta, group_a, group_b, steps, method.value, chosen,
-                                    data_dir, group_limit, output.TERMINAL)
+    fusion = vae.fusion(*images, steps=steps, method=method.value, group_a=group_a,
+                        group_b=group_b, strength=strength, data_dir=data_dir,
+                        group_limit=group_limit)
     report = fusing.write_fusion(fusion, out, force)
     _report_skipped(fusion.skipped)
     if json_out:
