@@ -104,3 +104,10 @@ class Schedule(Choice):
     step = "step"
     onecycle = "onecycle"
     cosine = "cosine"
+
+
+class ExportFormat(Choice):
+    """A file that runs without fmtool: ONNX (onnxruntime and others) or TorchScript (torch)."""
+
+    onnx = "onnx"
+    torchscript = "torchscript"
