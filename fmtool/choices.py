@@ -111,3 +111,10 @@ class ExportFormat(Choice):
 
     onnx = "onnx"
     torchscript = "torchscript"
+
+
+class ModelKind(Choice):
+    """fmtool's two model families, as their checkpoints name them."""
+
+    cnn = "cnn"
+    vae = "vae"

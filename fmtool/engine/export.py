@@ -36,6 +36,7 @@ from fmtool.engine.io import all_or_nothing, atomic_write
 from fmtool.errors import Option, UserError
 
 SUFFIXES = {ExportFormat.onnx: (".onnx",), ExportFormat.torchscript: (".pt", ".pth")}
+LABELS = {ExportFormat.onnx: "an ONNX", ExportFormat.torchscript: "a TorchScript"}
 EXTRA_FILE = "fmtool.json"  # the TorchScript file's metadata document
 EXTRA_MESSAGE = "ONNX export needs the export extra: pip install 'fmtool[export]'"
 # Traced with one batch size, checked with another: a batch dimension baked in as a constant
@@ -67,8 +68,8 @@ def parse_format(format: str | ExportFormat, path: Path) -> ExportFormat:
     chosen = ExportFormat.parse(format, "export format")
     if path.suffix.lower() not in SUFFIXES[chosen]:
         wanted = " or ".join(SUFFIXES[chosen])
-        raise UserError("{} is no name for a {} file; end it in {}, or choose another {}",
-                        path, chosen.value, wanted, Option("format"))
+        raise UserError("{} is no name for {} file; end it in {}, or choose another {}",
+                        path, LABELS[chosen], wanted, Option("format"))
     if chosen is ExportFormat.onnx:
         require_onnx()
     return chosen
