@@ -38,7 +38,6 @@ def export(
     from fmtool.engine.io import check_outputs
 
     kind = (model or _kind_of(checkpoint)).value
-    path = checkpoint_to_use(checkpoint, kind)
     out = Path(f"{kind}{SUFFIX[format]}") if out is None else out
     engine_export.parse_format(format, out)
     if kind == "vae":
@@ -47,6 +46,7 @@ def export(
     else:
         planned = [out]
     check_outputs(planned, out.parent, force)
+    path = checkpoint_to_use(checkpoint, kind)
     report = _export_cnn(path, out, format) if kind == "cnn" else _export_vae(path, out, format)
     if json_out:
         output.print_json(report)
