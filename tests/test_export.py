@@ -120,27 +120,40 @@ def test_exported_cnn_gives_fmtools_logits(format, source, cnn, exported_cnn, re
     assert (got - expected).abs().max().item() <= LOGIT_TOLERANCE
 
 
-def test_exported_cnn_names_its_classes_and_input_contract(exported_cnn):
+def onnx_metadata(path: Path) -> dict:
+    """An ONNX file's metadata_props, each JSON value parsed (plain text stays text)."""
     import onnx
+
+    def parsed(value: str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+
+    return {prop.key: parsed(prop.value) for prop in onnx.load(str(path)).metadata_props}
+
+
+def torchscript_metadata(path: Path) -> dict:
+    """A TorchScript file's fmtool.json extra file."""
+    extra = {"fmtool.json": ""}
+    torch.jit.load(str(path), _extra_files=extra)
+    return json.loads(extra["fmtool.json"])
+
+
+def test_exported_cnn_names_its_classes_and_input_contract(exported_cnn):
     import onnxruntime
 
-    props = {p.key: p.value for p in onnx.load(str(exported_cnn["onnx"])).metadata_props}
-    extra = {engine_export.EXTRA_FILE: ""}
-    torch.jit.load(str(exported_cnn["torchscript"]), _extra_files=extra)
-    document = json.loads(extra[engine_export.EXTRA_FILE])
-    for metadata in (props, {k: v if isinstance(v, str) else json.dumps(v) for k, v in document.items()}):
-        assert json.loads(metadata["class_names"]) == list(fashion.CLASSES)
-        assert json.loads(metadata["input_shape"]) == ["N", 1, 28, 28]
-        assert json.loads(metadata["input_range"]) == [0, 1]
-        assert "light on a black background" in metadata["input_picture"]
-        assert json.loads(metadata["image_size"]) == 32
-        assert json.loads(metadata["scaling"]) == {"name": "standard", "mean": fashion.MEAN,
-                                                   "std": fashion.STD}
-        assert json.loads(metadata["tta_flip"]) is True
-        assert metadata["fmtool_version"] == "0.1.0"
+    metadata = onnx_metadata(exported_cnn["onnx"])
+    assert metadata == torchscript_metadata(exported_cnn["torchscript"])  # the same in both formats
+    assert metadata["class_names"] == list(fashion.CLASSES)
+    assert metadata["input_name"] == "images" and metadata["output_name"] == "logits"
+    assert metadata["input_shape"] == ["N", 1, 28, 28] and metadata["input_range"] == [0, 1]
+    assert "light on a black background" in metadata["input_picture"]
+    assert metadata["image_size"] == 32 and metadata["tta_flip"] is True
+    assert metadata["scaling"] == {"name": "standard", "mean": fashion.MEAN, "std": fashion.STD}
+    assert metadata["fmtool_version"] == "0.1.0"
     # the batch is dynamic: one picture at a time works too
     session = onnxruntime.InferenceSession(str(exported_cnn["onnx"]), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].name == "images"
     (logits,) = session.run(["logits"], {"images": np.zeros((1, 1, 28, 28), np.float32)})
     assert logits.shape == (1, 10)
 
@@ -152,7 +165,6 @@ def vae():
 
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 def test_exported_vae_encodes_and_decodes_as_fmtool(format, vae, tmp_path):
-    import onnx
     import onnxruntime
 
     model, meta = vae
@@ -171,21 +183,20 @@ def test_exported_vae_encodes_and_decodes_as_fmtool(format, vae, tmp_path):
                             for p in written)
         got_mu, got_logvar = (torch.from_numpy(a) for a in encoder.run(["mu", "logvar"], {"images": unit.numpy()}))
         got_pictures = torch.from_numpy(decoder.run(["images"], {"z": codes.numpy()})[0])
-        metadata = {p.key: p.value for p in onnx.load(str(written[0])).metadata_props}
-        assert metadata["part"] == "encoder"
+        metadata = onnx_metadata(written[0])
+        assert metadata["part"] == "encoder" and onnx_metadata(written[1])["part"] == "decoder"
     else:
         assert [p.name for p in written] == ["face.pt"]
-        extra = {engine_export.EXTRA_FILE: ""}
-        both = torch.jit.load(str(written[0]), _extra_files=extra)
+        both = torch.jit.load(str(written[0]))
         with torch.no_grad():
             got_mu, got_logvar = both.encode(unit)
             got_pictures = both.decode(codes)
-        metadata = {k: json.dumps(v) for k, v in json.loads(extra[engine_export.EXTRA_FILE]).items()}
+        metadata = torchscript_metadata(written[0])
     for got, want in ((got_mu, mu), (got_logvar, logvar), (got_pictures, pictures)):
         assert got.shape == want.shape
         assert (got - want).abs().max().item() <= VAE_TOLERANCE
-    assert json.loads(metadata["latent_dim"]) == 256 and json.loads(metadata["image_size"]) == 64
-    assert json.loads(metadata["preprocessing"]) == meta["preprocessing"]
+    assert metadata["latent_dim"] == 256 and metadata["image_size"] == 64
+    assert metadata["preprocessing"] == meta["preprocessing"]
 
 
 def test_export_refuses_unknown_formats_and_wrong_suffixes(cnn, tmp_path):
@@ -229,16 +240,13 @@ def test_files_appear_together_or_not_at_all(tmp_path, monkeypatch):
 # -- the command line ------------------------------------------------------------------------
 
 def test_cli_exports_the_bundled_cnn_to_onnx_by_default(tmp_path, monkeypatch):
-    import onnx
-
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["export", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["files"] == ["cnn.onnx"] and report["kind"] == "cnn" and report["format"] == "onnx"
     assert report["class_names"] == list(fashion.CLASSES)
-    props = {p.key: p.value for p in onnx.load("cnn.onnx").metadata_props}
-    assert json.loads(props["class_names"]) == list(fashion.CLASSES)
+    assert onnx_metadata(tmp_path / "cnn.onnx")["class_names"] == list(fashion.CLASSES)
     assert "using the bundled CNN model" in result.stderr
 
     again = runner.invoke(app, ["export"])  # the file is there now

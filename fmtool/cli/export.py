@@ -75,16 +75,16 @@ def _kind_of(checkpoint: Optional[Path]) -> ModelKind:
 def _export_cnn(path: Path, out: Path, format: ExportFormat) -> dict[str, Any]:
     import torch
 
-    from fmtool.cnn.export import export_classifier
+    from fmtool.cnn.export import classifier_metadata, export_classifier
     from fmtool.cnn.inference import load_classifier
 
     network, meta = load_classifier(path, torch.device("cpu"))
     size, tta = meta["architecture"]["image_size"], meta.get("tta_flip", False)
     written = export_classifier(network, class_names=meta["class_names"], image_size=size,
                                 tta_flip=tta, path=out, format=format)
+    inside = classifier_metadata(meta["class_names"], size, network.input_scaling, tta)
     return {"checkpoint": str(path), "kind": "cnn", "format": format.value, "files": [str(written)],
-            "class_names": meta["class_names"], "input_shape": ["N", 1, 28, 28], "input_range": [0, 1],
-            "image_size": size, "tta_flip": tta}
+            **{key: inside[key] for key in ("class_names", "input_shape", "input_range", "image_size", "tta_flip")}}
 
 
 def _export_vae(path: Path, out: Path, format: ExportFormat) -> dict[str, Any]:

@@ -29,28 +29,6 @@ from fmtool.models.vae import FaceVAE
 PARTS = ("encoder", "decoder")
 
 
-class ExportedEncoder(nn.Module):
-    """float faces [N, 3, S, S] in [0, 1] -> (mu, logvar), each [N, latent]."""
-
-    def __init__(self, model: FaceVAE) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encode(images)
-
-
-class ExportedDecoder(nn.Module):
-    """Codes [N, latent] -> faces [N, 3, S, S] in [0, 1]."""
-
-    def __init__(self, model: FaceVAE) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(z)
-
-
 class ExportedVAE(nn.Module):
     """Both halves as methods of one module (the TorchScript file)."""
 
@@ -59,10 +37,26 @@ class ExportedVAE(nn.Module):
         self.model = model
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """float faces [N, 3, S, S] in [0, 1] -> (mu, logvar), each [N, latent]."""
         return self.model.encode(images)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes [N, latent] -> faces [N, 3, S, S] in [0, 1]."""
         return self.model.decode(z)
+
+
+class ExportedEncoder(ExportedVAE):
+    """The encoder alone: an ONNX file holds one module's forward."""
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode(images)
+
+
+class ExportedDecoder(ExportedVAE):
+    """The decoder alone, for its own ONNX file."""
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(z)
 
 
 def _methods(model: FaceVAE) -> dict[str, export.Method]:
@@ -121,14 +115,14 @@ def export_vae(model: FaceVAE, *, preprocessing: dict[str, Any], path: Path,
     it is. Raises UserError for an unknown format, a suffix of another format, a missing export
     extra (ONNX), or a failed write (then no file is written)."""
     chosen = export.parse_format(format, path)
-    copy = export.for_export(model)
+    network = export.for_export(model)
     metadata = vae_metadata(model.image_size, model.latent_dim, preprocessing)
-    methods = _methods(copy)
+    methods = _methods(network)
     paths = export_paths(path, chosen)
     if chosen is ExportFormat.torchscript:
-        return export.write_files({path: export.torchscript_bytes(ExportedVAE(copy), list(methods.values()),
-                                                                  metadata)})
-    modules = {"encoder": ExportedEncoder(copy), "decoder": ExportedDecoder(copy)}
+        data = export.torchscript_bytes(ExportedVAE(network), list(methods.values()), metadata)
+        return export.write_files({path: data})
+    modules = {"encoder": ExportedEncoder(network), "decoder": ExportedDecoder(network)}
     contents = {}
     for target, part in zip(paths, PARTS):
         contents[target] = export.onnx_bytes(modules[part], methods[part], dict(metadata, part=part))
