@@ -26,6 +26,7 @@ from fmtool.engine import export as engine_export
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.io import FileSink
 from fmtool.errors import UserError
+from fmtool.models.cnn import FashionCNN
 from fmtool.vae.export import export_vae
 from fmtool.vae.inference import decode, encode, load_vae
 from tests.conftest import synthetic_fashion
@@ -118,6 +119,32 @@ def test_exported_cnn_gives_fmtools_logits(format, source, cnn, exported_cnn, re
     assert got.shape == expected.shape == (IMAGES, 10)
     assert torch.equal(got.argmax(1), expected.argmax(1))
     assert (got - expected).abs().max().item() <= LOGIT_TOLERANCE
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+def test_the_code_variant_exports_with_its_min_max_scaling(format, tmp_path):
+    """The author's network scales each picture to its own darkest and brightest pixel; a picture
+    of one grey level (no contrast) becomes all zeros, inside the file as in fmtool."""
+    import onnxruntime
+
+    torch.manual_seed(0)
+    model = FashionCNN(width=0.125, image_size=24, variant="code").eval()
+    images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    images[0], images[1] = 0, 77  # black, and one grey level
+    path = tmp_path / ("code.onnx" if format == "onnx" else "code.pt")
+    export_classifier(model, class_names=list(fashion.CLASSES), image_size=24, tta_flip=True,
+                      path=path, format=format)
+    expected = predict_logits(model, images, 24, CPU, tta_flip=True)
+    pictures = fashion.to_unit(images)
+    if format == "onnx":
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = torch.from_numpy(session.run(["logits"], {"images": pictures.numpy()})[0])
+    else:
+        with torch.no_grad():
+            got = torch.jit.load(str(path))(pictures)
+    assert (got - expected).abs().max().item() <= LOGIT_TOLERANCE
+    assert torch.equal(got[0], got[1])  # both pictures without contrast read as all zeros
+    assert torch.equal(pictures[1], images[1].float().unsqueeze(0) / 255)  # the input is left as it was
 
 
 def onnx_metadata(path: Path) -> dict:
@@ -274,6 +301,7 @@ def test_cli_exports_a_vae_checkpoint_by_its_own_kind(tmp_path):
      "model.onnx is no name for a TorchScript file; end it in .pt or .pth, or choose another --format"),
     (["--out", "model.pt"], "model.pt is no name for an ONNX file; end it in .onnx, or choose another --format"),
     (["--model", "gan"], "unknown model 'gan'; choose cnn or vae"),
+    (["--out", "."], ". is a folder; fmtool would write a file there; choose another --out"),
 ])
 def test_cli_refusals_are_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -21,7 +21,7 @@ SUFFIX = {ExportFormat.onnx: ".onnx", ExportFormat.torchscript: ".torchscript.pt
 def export(
     checkpoint: Annotated[Optional[Path], typer.Argument(help="A CNN or VAE checkpoint (.pt file or run folder), or builtin (a bundled model); default: the latest run of --model, else its bundled model.", show_default=False)] = None,
     format: Annotated[ExportFormat, choice(ExportFormat, "export format", "onnx (one file per graph; needs pip install 'fmtool\\[export]') or torchscript (torch.jit.load).", "--format", "-f")] = ExportFormat.onnx,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The file to write (.onnx, or .pt / .pth for torchscript); default: cnn.onnx, cnn.torchscript.pt, vae.onnx or vae.torchscript.pt in the current folder. A VAE's ONNX export writes two files beside it: NAME.encoder.onnx and NAME.decoder.onnx.", dir_okay=False, show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The file to write (.onnx, or .pt / .pth for torchscript); default: cnn.onnx, cnn.torchscript.pt, vae.onnx or vae.torchscript.pt in the current folder. A VAE's ONNX export writes two files beside it: NAME.encoder.onnx and NAME.decoder.onnx.", metavar="FILE", show_default=False)] = None,
     model: Annotated[Optional[ModelKind], choice(ModelKind, "model", "Which model: needed only for builtin or no checkpoint (default cnn); a named checkpoint says its own.", "--model", "-m", show_default=False)] = None,
     force: ForceOpt = False,
     json_out: JsonOpt = False,
@@ -39,13 +39,13 @@ def export(
 
     kind = (model or _kind_of(checkpoint)).value
     out = Path(f"{kind}{SUFFIX[format]}") if out is None else out
-    engine_export.parse_format(format, out)
     if kind == "vae":
         from fmtool.vae.export import export_paths
         planned = export_paths(out, format)
     else:
         planned = [out]
-    check_outputs(planned, out.parent, force)
+    check_outputs(planned, out.parent, force)  # a folder named as --out is said to be one
+    engine_export.parse_format(format, out)
     path = checkpoint_to_use(checkpoint, kind)
     report = _export_cnn(path, out, format) if kind == "cnn" else _export_vae(path, out, format)
     if json_out:
