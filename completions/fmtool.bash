@@ -7,7 +7,7 @@
 # The subcommands of a command ("" is fmtool itself).
 _fmtool_subcommands() {
     case "$1" in
-        '') echo info eval classify project reconstruct fuse report train ;;
+        '') echo info eval classify project reconstruct fuse report export train ;;
         'train') echo cnn vae ;;
     esac
 }
@@ -23,6 +23,7 @@ _fmtool_options() {
         'reconstruct') echo --out -o --checkpoint --recursive -r --sample --seed --force --json --device --help -h ;;
         'fuse') echo --steps --method --out -o --group-a --group-b --strength --group-limit --pairs --data-dir --checkpoint --force --json --device --help -h ;;
         'report') echo --cnn --vae --out -o --format --seed --pairs --data-dir --faces-dir --force --json --device --help -h ;;
+        'export') echo --format -f --out -o --model -m --force --json --help -h ;;
         'train') echo --help -h ;;
         'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --variant --width --val-size --limit --test-limit --device --precision --compile --cuda-graph --data-dir --name --resume --no-resume --help -h ;;
         'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
@@ -81,6 +82,12 @@ _fmtool_option_value() {
         'report --data-dir') echo '@dir' ;;
         'report --faces-dir') echo '@dir' ;;
         'report --device') echo 'auto cpu cuda mps' ;;
+        'export --format') echo 'onnx torchscript' ;;
+        'export -f') echo 'onnx torchscript' ;;
+        'export --out') echo '@file' ;;
+        'export -o') echo '@file' ;;
+        'export --model') echo 'cnn vae' ;;
+        'export -m') echo 'cnn vae' ;;
         'train cnn --recipe') echo '@text' ;;
         'train cnn --epochs') echo '@text' ;;
         'train cnn --batch-size') echo '@text' ;;
@@ -142,6 +149,7 @@ _fmtool_arguments() {
         'classify') echo @file ;;
         'reconstruct') echo @dir ;;
         'fuse') echo @file ;;
+        'export') echo @file ;;
     esac
 }
 

@@ -104,3 +104,17 @@ class Schedule(Choice):
     step = "step"
     onecycle = "onecycle"
     cosine = "cosine"
+
+
+class ExportFormat(Choice):
+    """A file that runs without fmtool: ONNX (onnxruntime and others) or TorchScript (torch)."""
+
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+class ModelKind(Choice):
+    """fmtool's two model families, as their checkpoints name them."""
+
+    cnn = "cnn"
+    vae = "vae"

@@ -69,7 +69,7 @@ def test_check_mode_names_stale_files(tmp_path: Path, capsys):
 
 def test_tree_holds_every_command(tree):
     assert set(_commands(tree)) == {"", "info", "eval", "classify", "project", "reconstruct",
-                                    "fuse", "report", "train", "train cnn", "train vae"}
+                                    "fuse", "report", "export", "train", "train cnn", "train vae"}
     device = next(o for o in _commands(tree)["train cnn"].options if o.names == ("--device",))
     assert device.choices == ("auto", "cpu", "cuda", "mps")
 
@@ -156,7 +156,7 @@ while zpty -r z line; do print -r -- $line; done
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
 @pytest.mark.parametrize("line, expected", [
-    ("fmtool ", {"info", "eval", "classify", "project", "reconstruct", "fuse", "report", "train"}),
+    ("fmtool ", {"info", "eval", "classify", "project", "reconstruct", "fuse", "report", "export", "train"}),
     ("fmtool train ", {"cnn", "vae"}),
     ("fmtool train cnn --dev", {"--device"}),
     ("fmtool train cnn --device ", {"auto", "cpu", "cuda", "mps"}),
@@ -177,7 +177,7 @@ def test_zsh_completes(line: str, expected: set[str], tmp_path: Path):
 def test_fish_completes(tmp_path: Path):
     (tmp_path / "shelf").mkdir()
     cases = {
-        "fmtool ": {"info", "eval", "classify", "project", "reconstruct", "fuse", "report", "train"},
+        "fmtool ": {"info", "eval", "classify", "project", "reconstruct", "fuse", "report", "export", "train"},
         "fmtool train ": {"cnn", "vae"},
         "fmtool train cnn --dev": {"--device"},
         "fmtool train cnn --device ": {"auto", "cpu", "cuda", "mps"},

@@ -136,6 +136,8 @@ RUNS: dict[str, Callable[[dict], list[str]]] = {
         "fuse", "--pairs", str(w["root"] / "pairs.txt"), "--data-dir", str(w["root"] / "faces"),
         "--checkpoint", w["vae"], "--steps", "3", "--out", str(w["root"] / "pairs.png"), "--force",
         "--device", "cpu"],
+    "fmtool export --json": lambda w: [  # TorchScript: this test needs no export extra
+        "export", "--format", "torchscript", "--out", str(w["root"] / "cnn.pt"), "--force"],
     "fmtool report --json": lambda w: [
         "report", "--vae", w["vae"], "--data-dir", w["data"], "--faces-dir", str(w["root"] / "faces"),
         "--out", str(w["root"] / "study"), "--force", "--device", "cpu"],

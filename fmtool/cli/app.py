@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from fmtool import __version__
-from fmtool.cli import cnn, info, output, report, vae
+from fmtool.cli import cnn, export, info, output, report, vae
 from fmtool.cli.options import flag
 from fmtool.errors import UserError
 
@@ -63,6 +63,7 @@ train_app.command("vae")(vae.train_vae)
 app.command()(vae.reconstruct)
 app.command()(vae.fuse)
 app.command()(report.report)
+app.command()(export.export)
 
 
 def main() -> None:
