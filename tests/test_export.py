@@ -18,17 +18,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from fmtool import CNN, VAE
 from fmtool.cli.app import app
 from fmtool.cnn.export import export_classifier
-from fmtool.cnn.inference import load_classifier, predict_logits
+from fmtool.cnn.inference import predict_logits
 from fmtool.data import fashion
 from fmtool.engine import export as engine_export
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.io import FileSink
 from fmtool.errors import UserError
 from fmtool.models.cnn import FashionCNN
-from fmtool.vae.export import export_vae
-from fmtool.vae.inference import decode, encode, load_vae
+from fmtool.vae.inference import decode, encode
 from tests.conftest import synthetic_fashion
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,21 +59,17 @@ with torch.no_grad():
 
 
 @pytest.fixture(scope="module")
-def cnn():
-    model, meta = load_classifier(bundled_checkpoint("cnn"), CPU)
-    return model, meta
+def cnn() -> CNN:
+    return CNN.load("builtin", device="cpu")
 
 
 @pytest.fixture(scope="module")
 def exported_cnn(cnn, tmp_path_factory) -> dict[str, Path]:
     """The bundled CNN in both formats, as `CNN.export()` writes them."""
-    model, meta = cnn
     folder = tmp_path_factory.mktemp("exported")
     files = {"onnx": folder / "cnn.onnx", "torchscript": folder / "cnn.pt"}
     for format, path in files.items():
-        written = export_classifier(model, class_names=meta["class_names"],
-                                    image_size=meta["architecture"]["image_size"],
-                                    tta_flip=meta["tta_flip"], path=path, format=format)
+        written = cnn.export(path, format)
         assert written == path and path.is_file()
     return files
 
@@ -108,13 +104,12 @@ def logits_without_fmtool(path: Path, images: torch.Tensor, tmp_path: Path) -> t
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 @pytest.mark.parametrize("source", ["real", "synthetic"])
 def test_exported_cnn_gives_fmtools_logits(format, source, cnn, exported_cnn, request, tmp_path):
-    model, meta = cnn
     if source == "real":
         images = real_test_images(request.getfixturevalue("shared_data"))
     else:
         images = synthetic_images(tmp_path / "fashion")
-    expected = predict_logits(model, images, meta["architecture"]["image_size"], CPU,
-                              tta_flip=meta["tta_flip"])
+    expected = predict_logits(cnn.model, images, cnn.config.image_size, CPU,
+                              tta_flip=cnn.config.tta_flip)
     got = logits_without_fmtool(exported_cnn[format], images, tmp_path)
     assert got.shape == expected.shape == (IMAGES, 10)
     assert torch.equal(got.argmax(1), expected.argmax(1))
@@ -186,18 +181,17 @@ def test_exported_cnn_names_its_classes_and_input_contract(exported_cnn):
 
 
 @pytest.fixture(scope="module")
-def vae():
-    return load_vae(bundled_checkpoint("vae"), CPU)
+def vae() -> VAE:
+    return VAE.load("builtin", device="cpu")
 
 
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 def test_exported_vae_encodes_and_decodes_as_fmtool(format, vae, tmp_path):
     import onnxruntime
 
-    model, meta = vae
+    model = vae.model
     suffix = ".onnx" if format == "onnx" else ".pt"
-    written = export_vae(model, preprocessing=meta["preprocessing"], path=tmp_path / f"face{suffix}",
-                         format=format)
+    written = vae.export(tmp_path / f"face{suffix}", format)
     generator = torch.Generator().manual_seed(0)
     faces = torch.randint(0, 256, (8, 3, 64, 64), dtype=torch.uint8, generator=generator)
     mu, logvar = encode(model, faces, CPU)
@@ -223,12 +217,13 @@ def test_exported_vae_encodes_and_decodes_as_fmtool(format, vae, tmp_path):
         assert got.shape == want.shape
         assert (got - want).abs().max().item() <= VAE_TOLERANCE
     assert metadata["latent_dim"] == 256 and metadata["image_size"] == 64
-    assert metadata["preprocessing"] == meta["preprocessing"]
+    assert metadata["preprocessing"] == {"crop": [224, 250], "image_size": 64,
+                                         "resample": "bilinear", "range": [0, 1]}
 
 
 def test_export_refuses_unknown_formats_and_wrong_suffixes(cnn, tmp_path):
-    model, meta = cnn
-    settings = dict(class_names=meta["class_names"], image_size=32, tta_flip=False)
+    model = cnn.model
+    settings = dict(class_names=cnn.class_names, image_size=32, tta_flip=False)
     cases = [("tflite", "m.tflite", "unknown export format 'tflite'; choose onnx or torchscript"),
              ("onnx", "m.pt", "{} is no name for an ONNX file; end it in .onnx, or choose another format"),
              ("torchscript", "m.onnx", "{} is no name for a TorchScript file; end it in .pt or .pth, "
@@ -241,11 +236,9 @@ def test_export_refuses_unknown_formats_and_wrong_suffixes(cnn, tmp_path):
 
 
 def test_onnx_export_without_the_extra_says_how_to_install_it(cnn, tmp_path, monkeypatch):
-    model, meta = cnn
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript now fails
     with pytest.raises(UserError, match=r"^ONNX export needs the export extra: pip install 'fmtool\[export\]'$"):
-        export_classifier(model, class_names=meta["class_names"], image_size=32, tta_flip=False,
-                          path=tmp_path / "m.onnx", format="onnx")
+        cnn.export(tmp_path / "m.onnx", "onnx")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -232,7 +232,8 @@ class VAE(TrainedModel):
         `pip install 'fmtool[export]'`) or TorchScript; returns the files written."""
         from fmtool.vae.export import export_vae
 
-        return export_vae(self.model, self.config, Path(path), format)
+        return export_vae(self.model, preprocessing=self.config.preprocessing(), path=Path(path),
+                          format=format)
 
     def _all_faces(self, images: Picture | Sequence[Picture]) -> torch.Tensor:
         faces, errors = self.faces(images)

@@ -73,28 +73,23 @@ def _kind_of(checkpoint: Optional[Path]) -> ModelKind:
 
 
 def _export_cnn(path: Path, out: Path, format: ExportFormat) -> dict[str, Any]:
-    import torch
+    from fmtool.api import CNN
+    from fmtool.cnn.export import classifier_metadata
 
-    from fmtool.cnn.export import classifier_metadata, export_classifier
-    from fmtool.cnn.inference import load_classifier
-
-    network, meta = load_classifier(path, torch.device("cpu"))
-    size, tta = meta["architecture"]["image_size"], meta.get("tta_flip", False)
-    written = export_classifier(network, class_names=meta["class_names"], image_size=size,
-                                tta_flip=tta, path=out, format=format)
-    inside = classifier_metadata(meta["class_names"], size, network.input_scaling, tta)
+    cnn = CNN.load(path, device="cpu", feedback=output.TERMINAL)
+    written = cnn.export(out, format.value)
+    config = cnn.config
+    inside = classifier_metadata(config.class_names, config.image_size, config.scaling,
+                                 config.tta_flip)
     return {"checkpoint": str(path), "kind": "cnn", "format": format.value, "files": [str(written)],
             **{key: inside[key] for key in ("class_names", "input_shape", "input_range", "image_size", "tta_flip")}}
 
 
 def _export_vae(path: Path, out: Path, format: ExportFormat) -> dict[str, Any]:
-    import torch
+    from fmtool.api import VAE
 
-    from fmtool.vae.export import export_vae
-    from fmtool.vae.inference import load_vae
-
-    network, meta = load_vae(path, torch.device("cpu"))
-    written = export_vae(network, preprocessing=meta["preprocessing"], path=out, format=format)
+    vae = VAE.load(path, device="cpu", feedback=output.TERMINAL)
+    written = vae.export(out, format.value)
     return {"checkpoint": str(path), "kind": "vae", "format": format.value,
-            "files": [str(p) for p in written], "image_size": network.image_size,
-            "latent_dim": network.latent_dim, "preprocessing": meta["preprocessing"]}
+            "files": [str(p) for p in written], "image_size": vae.config.image_size,
+            "latent_dim": vae.config.latent_dim, "preprocessing": vae.config.preprocessing()}

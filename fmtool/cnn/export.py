@@ -93,7 +93,7 @@ def export_classifier(model: FashionCNN, *, class_names: Sequence[str], image_si
     """Writes `model` to `path` as ONNX (.onnx) or TorchScript (.pt, .pth), preprocessing and
     `tta_flip` inside; returns `path`.
 
-    `image_size` is the model's input size (the checkpoint's architecture.image_size); its
+    `image_size` is the model's input size (its config's image_size); its
     scaling is the model's own (`model.input_scaling`). The model is copied to the CPU in fp32;
     the caller's stays as it is. Raises UserError for an unknown format, a suffix of another
     format, a missing export extra (ONNX), or a failed write (nothing is left behind)."""

@@ -53,11 +53,6 @@ _NOBODY = 10**9  # asks scikit-learn for nobody: it downloads and unpacks, but d
 _NUMBERED = re.compile(r"^(.+?)_\d+$")
 
 
-def preprocessing(image_size: int) -> dict[str, Any]:
-    """What a checkpoint records so its users can preprocess images as training did."""
-    return {"crop": list(CROP), "image_size": image_size, "resample": RESAMPLE, "range": [0, 1]}
-
-
 def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 

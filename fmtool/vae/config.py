@@ -59,6 +59,12 @@ class VAEConfig:
                                 "0 < keep <= of (keep/of of the shorter side)")
         return self
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What is done to a face before the model sees it, as exported files record it: keep
+        crop[0]/crop[1] of the shorter side, centred, resize bilinearly, pixels in [0, 1]."""
+        return {"crop": list(self.crop), "image_size": self.image_size, "resample": RESAMPLE,
+                "range": [0, 1]}
+
     def build(self) -> FaceVAE:
         """The untrained network this config describes."""
         return FaceVAE(image_size=self.image_size, latent_dim=self.latent_dim)

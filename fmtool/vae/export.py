@@ -110,10 +110,11 @@ def export_vae(model: FaceVAE, *, preprocessing: dict[str, Any], path: Path,
                format: str | ExportFormat) -> list[Path]:
     """Writes the encoder and decoder of `model`; returns the files written (`export_paths`).
 
-    `preprocessing` is the checkpoint's metadata of that name (crop, image_size, resample,
-    range), recorded in the files. The model is copied to the CPU in fp32; the caller's stays as
-    it is. Raises UserError for an unknown format, a suffix of another format, a missing export
-    extra (ONNX), or a failed write (then no file is written)."""
+    `preprocessing` is what is done to a face before the model sees it (crop, image_size,
+    resample, range: `VAEConfig.preprocessing`), recorded in the files. The model is copied to
+    the CPU in fp32; the caller's stays as it is. Raises UserError for an unknown format, a
+    suffix of another format, a missing export extra (ONNX), or a failed write (then no file is
+    written)."""
     chosen = export.parse_format(format, path)
     network = export.for_export(model)
     metadata = vae_metadata(model.image_size, model.latent_dim, preprocessing)

@@ -38,7 +38,8 @@ def example_folder(tmp_path: Path, shared_data: Path, monkeypatch: pytest.Monkey
 def test_the_page_has_an_example_of_every_call():
     code = "\n".join(python_blocks(PAGE))
     for call in ("CNN.load(", ".classify(", ".evaluate(", ".project(", "CNN.train(",
-                 ".encode(", ".decode(", ".reconstruct(", ".fuse(", "CNNConfig.from_dict("):
+                 ".encode(", ".decode(", ".reconstruct(", ".fuse(", "CNNConfig.from_dict(",
+                 ".export("):
         assert call in code, call
 
 
@@ -50,4 +51,5 @@ def test_every_example_runs(example_folder: Path, capsys: pytest.CaptureFixture)
     assert "could not be read: no such file" in printed
     assert "unknown key 'depth'" in printed and "does not exist" in printed
     assert (example_folder / "layers.png").is_file() and (example_folder / "halfway.png").is_file()
+    assert (example_folder / "fashion.onnx").is_file() and (example_folder / "fashion.pt").is_file()
     assert os.listdir(example_folder / "faces-again" / "images")
