@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from fmtool.cnn.inference import load_classifier, predict_logits
-from fmtool.data.images import ImageReadError, load_fashion_views
+from fmtool.data.images import ImageReadError
 from fmtool.engine.io import atomic_write
+from fmtool.photo.views import load_fashion_views
 
 
 def seen_name(index: int, file: Path) -> str:
