@@ -4,14 +4,51 @@ central rectangle (or from what stands out most from the background when that st
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from fmtool.photo.background import border_mask
+from fmtool.photo.mixture import features, fit_mixtures
+
+# GrabCut's start: the item is somewhere inside the picture's central rectangle, this share of
+# each side in from the edge. Starting from what stands out most from the background instead
+# leads the colour models to the item's boldest part (a print, a dark collar), so that start is
+# only a fallback (`item_masks`).
+START_MARGIN = 0.1
+# Colour-model rounds from a start: enough for the mask to settle from a rectangle onto the item;
+# fewer and a sleeve outside the rectangle is not yet reached, more change little.
+REFINE_ROUNDS = 4
+# A soft shadow inside the rectangle is darker background, which the colour models may give to
+# the item; what differs from the background model by less than this share of the item's
+# typical (median) difference is dropped, which keeps faint fabric but not shade.
+FAINT = 0.3
+COLOUR_COMPONENTS = 4  # Gaussians per colour model: a print, a shadow, a fold, a stripe
+COLOUR_SAMPLES = 4000  # pixels each model is fitted on (bounded work whatever the photo)
+# Each colour model needs this many pixels per component for its covariances to mean anything.
+MIN_SAMPLES_PER_COMPONENT = 10
+# Covariance floor of the colour models (on 0..1 colours, about 3% in each channel): a flat
+# region does not make a Gaussian collapse onto one colour.
+COLOUR_REGULARISATION = 1e-3
+# A mask, or what is outside it, smaller than this share of the picture is not an item (nor a
+# background): a speck the colours picked, or the whole picture.
+MIN_SHARE = 0.002
+# Blurs, in pixels at the working size: colours are compared on a lightly blurred copy so that
+# fabric weave and floor texture do not speckle the mask; the likelihood ratio is smoothed over
+# neighbours, as GrabCut's pairwise term does; the difference from the background, which finds
+# what stands out and what is faint, is blurred a little more, as it is judged per region.
+COLOUR_BLUR = 1.0
+ODDS_BLUR = 1.0
+DIFFERENCE_BLUR = 1.5
+# What stands out is above Otsu's threshold and above this many times the border's typical
+# (75th percentile) difference plus a floor on 0..1 colours: the background's own variation
+# (texture, noise, left-over light) never stands out.
+STANDOUT_NOISE_FACTOR = 2.0
+STANDOUT_FLOOR = 0.03
+# The colour models' mask misses what stands out when it holds less than this share of it.
+MISSED_SHARE = 0.5
 
 
 def largest_region(mask: np.ndarray) -> np.ndarray:
+    """The largest connected region of `mask` (`mask` itself when it has none)."""
     from scipy import ndimage
 
     labels, count = ndimage.label(mask)
@@ -19,22 +56,6 @@ def largest_region(mask: np.ndarray) -> np.ndarray:
         return mask
     sizes = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
     return labels == int(np.argmax(sizes)) + 1
-
-
-# GrabCut's start: the item is somewhere inside the picture's central rectangle. Starting
-# instead from what stands out most from the background (`standout_region`) led the colour models to
-# the item's boldest part, a print or a dark collar: on the 200 shared photos 131 right, against
-# 138-144 from a central rectangle (margins 5-15%, 3-6 rounds; 143 at the 10% and 4 rounds kept;
-# the bundled model of the time, nothing else changed).
-START_MARGIN = 0.1  # of each side
-REFINE_ROUNDS = 4  # colour-model rounds from that start
-# A soft shadow inside that rectangle is darker background, which the colour models may give to
-# the item; what differs from the background model by less than this share of the item's
-# typical (median) difference is dropped. 0.2 and 0.3 both gave 140-141 of the 200 photos
-# (139 with the off-centre check of `item_masks`, added after).
-FAINT = 0.3
-COLOUR_COMPONENTS = 4  # Gaussians per colour model: a print, a shadow, a fold, a stripe
-COLOUR_SAMPLES = 4000  # pixels each model is fitted on (bounded work whatever the photo)
 
 
 def otsu(values: np.ndarray) -> float:
@@ -56,7 +77,7 @@ def standout_region(difference: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     noise = float(np.percentile(difference[border_mask(*difference.shape)], 75))
-    mask = difference > max(otsu(difference), 2.0 * noise + 0.03)
+    mask = difference > max(otsu(difference), STANDOUT_NOISE_FACTOR * noise + STANDOUT_FLOOR)
     mask = ndimage.binary_closing(ndimage.binary_opening(mask, iterations=1), iterations=3)
     return largest_region(ndimage.binary_fill_holes(mask))
 
@@ -69,39 +90,45 @@ def central_rectangle(height: int, width: int, margin: float = START_MARGIN) -> 
     return mask
 
 
-def refine_mask(rgb: np.ndarray, background: np.ndarray, mask: np.ndarray,
-                rounds: int = REFINE_ROUNDS) -> np.ndarray:
-    """The item's mask redrawn from colour, as GrabCut does: a mixture of Gaussians is fitted to
-    the colours inside the mask and another to those outside (each colour as its difference
-    from the background model), every pixel goes to the likelier one (smoothed over its
-    neighbours), and the largest region is kept; repeated `rounds` times. This follows what a
-    smooth background surface cannot: a patterned bedspread, a floor's planks, an item that runs
-    off the edge of the picture. It stops early, keeping the mask it has, when one side is too
-    small to fit or the colours do not separate."""
+def refine_masks(rgb: np.ndarray, background: np.ndarray, starts: list[np.ndarray],
+                 rounds: int = REFINE_ROUNDS) -> list[np.ndarray]:
+    """The item's mask redrawn from colour from each of `starts`, as GrabCut does: a mixture of
+    Gaussians is fitted to the colours inside the mask and another to those outside (each colour
+    as its difference from the background model), every pixel goes to the likelier one
+    (smoothed over its neighbours), and the largest region is kept; repeated `rounds` times.
+    This follows what a smooth background surface cannot: a patterned bedspread, a floor's
+    planks, an item that runs off the edge of the picture. A start stops early, keeping the mask
+    it has, when one side is too small to fit or the colours do not separate. The starts are
+    independent (each draws its samples from its own generator, seeded alike); their colour
+    models are fitted together, round by round."""
     from scipy import ndimage
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
 
-    smooth = ndimage.gaussian_filter(rgb, sigma=(1.0, 1.0, 0))
+    smooth = ndimage.gaussian_filter(rgb, sigma=(COLOUR_BLUR, COLOUR_BLUR, 0))
     pixels = (smooth - background).reshape(-1, 3)
-    generator = np.random.default_rng(0)
+    pixel_features = features(pixels)
+    masks = list(starts)
+    generators = [np.random.default_rng(0) for _ in starts]
+    refining = list(range(len(starts)))
+    smallest = max(COLOUR_COMPONENTS * MIN_SAMPLES_PER_COMPONENT, MIN_SHARE * pixels.shape[0])
     for _ in range(rounds):
-        inside, outside = np.flatnonzero(mask.reshape(-1)), np.flatnonzero(~mask.reshape(-1))
-        if min(len(inside), len(outside)) < max(COLOUR_COMPONENTS * 10, 0.002 * mask.size):
+        sides = {index: (np.flatnonzero(masks[index].reshape(-1)), np.flatnonzero(~masks[index].reshape(-1)))
+                 for index in refining}
+        refining = [index for index in refining if min(map(len, sides[index])) >= smallest]
+        if not refining:
             break
-        with warnings.catch_warnings():  # a flat picture has fewer colours than components
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            models = [GaussianMixture(COLOUR_COMPONENTS, random_state=0, reg_covar=1e-3).fit(
-                      pixels[generator.choice(side, min(COLOUR_SAMPLES, len(side)), replace=False)])
-                      for side in (inside, outside)]
-        odds = models[0].score_samples(pixels) - models[1].score_samples(pixels)
-        redrawn = ndimage.gaussian_filter(odds.reshape(mask.shape), 1.0) > 0
-        redrawn = ndimage.binary_opening(redrawn, iterations=1)
-        redrawn = largest_region(ndimage.binary_fill_holes(redrawn))
-        if not 0.002 * mask.size < redrawn.sum() < 0.998 * mask.size:
-            break  # the colours did not separate: keep the mask that was
-        mask = redrawn
-    return mask
+        samples = [pixels[generators[index].choice(side, min(COLOUR_SAMPLES, len(side)), replace=False)]
+                   for index in refining for side in sides[index]]
+        scores = fit_mixtures(samples, COLOUR_COMPONENTS, COLOUR_REGULARISATION).log_densities(pixel_features)
+        separated = []
+        for position, index in enumerate(refining):
+            odds = (scores[2 * position] - scores[2 * position + 1]).reshape(masks[index].shape)
+            redrawn = ndimage.gaussian_filter(odds, ODDS_BLUR) > 0
+            redrawn = largest_region(ndimage.binary_fill_holes(ndimage.binary_opening(redrawn, iterations=1)))
+            if MIN_SHARE * redrawn.size < redrawn.sum() < (1 - MIN_SHARE) * redrawn.size:
+                masks[index] = redrawn
+                separated.append(index)
+        refining = separated
+    return masks
 
 
 def excess(difference: np.ndarray, mask: np.ndarray) -> float:
@@ -116,7 +143,7 @@ def excess(difference: np.ndarray, mask: np.ndarray) -> float:
 def item_masks(rgb: np.ndarray, background: np.ndarray,
                margins: tuple[float, ...] = (START_MARGIN,)) -> list[np.ndarray]:
     """Where the item is, one mask per margin, never empty: GrabCut's colour models
-    (`refine_mask`) started from the central rectangle (`margin` in from each side). When what
+    (`refine_masks`) started from the central rectangle (`margin` in from each side). When what
     they found misses what stands out most (`standout_region`) or differs from the background model no
     more than the rest of the picture (a small item off-centre, where the rectangle holds a
     shadow or only background), they are started from what stands out too (once for all
@@ -125,19 +152,19 @@ def item_masks(rgb: np.ndarray, background: np.ndarray,
     opened, holes filled, the largest region kept (unless too little is left)."""
     from scipy import ndimage
 
-    smooth = ndimage.gaussian_filter(rgb, sigma=(1.5, 1.5, 0))
+    smooth = ndimage.gaussian_filter(rgb, sigma=(DIFFERENCE_BLUR, DIFFERENCE_BLUR, 0))
     difference = np.linalg.norm(smooth - background, axis=2)
     standout = standout_region(difference)
+    found = refine_masks(rgb, background, [central_rectangle(*difference.shape, margin) for margin in margins])
     from_standout: list[np.ndarray] = []  # its colour models, fitted when first needed
     masks = []
-    for margin in margins:
-        mask = refine_mask(rgb, background, central_rectangle(*difference.shape, margin))
-        missed = (mask & standout).sum() < 0.5 * standout.sum()  # what stands out most
+    for mask in found:
+        missed = (mask & standout).sum() < MISSED_SHARE * standout.sum()
         took_background = mask.all() or np.median(difference[mask]) <= np.median(difference[~mask])
         if standout.any() and (missed or took_background):
-            from_standout = from_standout or [refine_mask(rgb, background, standout)]
-            mask = max(mask, from_standout[0], key=lambda found: excess(difference, found))
+            from_standout = from_standout or refine_masks(rgb, background, [standout])
+            mask = max(mask, from_standout[0], key=lambda candidate: excess(difference, candidate))
         kept = mask & (difference > FAINT * np.median(difference[mask]))
         kept = largest_region(ndimage.binary_fill_holes(ndimage.binary_opening(kept)))
-        masks.append(kept if kept.sum() > 0.002 * kept.size else mask)
+        masks.append(kept if kept.sum() > MIN_SHARE * kept.size else mask)
     return masks

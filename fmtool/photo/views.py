@@ -71,14 +71,8 @@ def fashion_views(image: Image.Image | np.ndarray, invert: str = "auto", size: i
     border = border_mask(*luminance.shape)
     if float(np.median(luminance[border])) * 255 <= DARK_BACKGROUND and invert != "always":
         return square_and_resize(to_grayscale(working_copy(image)), size)[None]
-    # The fits are on a few thousand 3-vectors: a second thread, BLAS's or the k-means start's
-    # OpenMP one, costs more than it gives (on two cores, 81 s against 48 s for the 200 shared
-    # photos with one view each when BLAS was limited; 33 s against 27 s for 40 photos with nine
-    # views each when OpenMP was too). Only libraries already loaded are limited, so scikit-learn
-    # and SciPy are loaded first.
-    import scipy.ndimage  # noqa: F401
-    import sklearn.mixture  # noqa: F401
-
+    # The colour models are fitted in many small array operations: a second BLAS thread costs
+    # more than it gives.
     with threadpool_limits(limits=1):
         background = background_model(rgb)
         masks = item_masks(rgb, background, margins)
