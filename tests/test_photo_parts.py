@@ -139,3 +139,20 @@ def test_photo_jitter_keeps_the_range_and_leaves_images_alone_at_probability_zer
     jittered = photo_jitter(x, 1.0)
     assert jittered.shape == x.shape and 0 <= jittered.min() and jittered.max() <= 1
     assert not torch.equal(jittered, x)
+
+
+def test_many_photos_prepared_in_worker_processes_are_each_what_it_is_alone(tmp_path):
+    from fmtool.data.images import ImageReadError
+    from fmtool.photo.views import load_fashion_views, load_many_fashion_views
+
+    photograph(ITEMS["dress"], seed=4).resize((160, 120)).save(tmp_path / "dress.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    photograph(ITEMS["trouser"], dark_item=False, seed=3).resize((160, 120)).save(tmp_path / "trouser.png")
+    paths = [tmp_path / name for name in ("dress.png", "broken.png", "trouser.png")]
+    for workers in (1, 2):
+        prepared = load_many_fashion_views(paths, workers=workers)
+        assert isinstance(prepared[1], ImageReadError) and "not an image" in str(prepared[1])
+        for path, views in zip(paths[::2], prepared[::2]):
+            assert np.array_equal(views, load_fashion_views(path))
+    with pytest.raises(ValueError):
+        load_many_fashion_views(paths, invert="sometimes")

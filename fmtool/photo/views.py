@@ -8,6 +8,10 @@ TTA averages over mirrors.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +101,27 @@ def load_fashion_views(path: Path, invert: str = "auto", single: bool = False) -
         if isinstance(exc, UnknownChoice):
             raise
         raise ImageReadError(f"cannot be prepared ({type(exc).__name__}: {short_reason(exc)})") from exc
+
+
+def load_many_fashion_views(paths: list[Path], invert: str = "auto", single: bool = False,
+                            workers: int | None = None) -> list[np.ndarray | ImageReadError]:
+    """`load_fashion_views` for each of `paths`, in order: its views, or the ImageReadError that
+    is that file's answer. A photo's preparation is one process's work from start to end, so
+    the photos are shared among `workers` processes (default: the CPUs this process may use);
+    each photo's views are the ones it gets alone."""
+    invert = Invert.parse(invert, "invert").value  # a wrong choice is the caller's, not a file's
+    workers = min(workers or len(os.sched_getaffinity(0)), len(paths))
+    prepare = partial(_views_or_error, invert=invert, single=single)
+    if workers <= 1:
+        return [prepare(path) for path in paths]
+    # fork: the workers need nothing the parent has not loaded, and `python -m fmtool` must not
+    # be imported again as a fresh process's main module (spawn would run the CLI there)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(prepare, paths))
+
+
+def _views_or_error(path: Path, invert: str, single: bool) -> np.ndarray | ImageReadError:
+    try:
+        return load_fashion_views(path, invert, single)
+    except ImageReadError as exc:
+        return exc
