@@ -48,14 +48,42 @@ MISSED_SHARE = 0.5
 
 
 def largest_region(mask: np.ndarray) -> np.ndarray:
-    """The largest connected region of `mask` (`mask` itself when it has none)."""
+    """The largest 4-connected region of `mask` (`mask` itself when it has none)."""
     from scipy import ndimage
 
     labels, count = ndimage.label(mask)
     if count == 0:
         return mask
-    sizes = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
-    return labels == int(np.argmax(sizes)) + 1
+    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+
+
+def opened(mask: np.ndarray) -> np.ndarray:
+    """`mask` eroded then dilated by the 4-neighbourhood, the picture's outside counting as
+    background (scipy's binary_opening with its defaults, in a few whole-array operations)."""
+    return _spread(_spread(mask, np.logical_and), np.logical_or)
+
+
+def _spread(mask: np.ndarray, combine: np.ufunc) -> np.ndarray:
+    padded = np.pad(mask, 1)
+    neighbours = (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:])
+    return combine.reduce([mask, *neighbours])
+
+
+def filled(mask: np.ndarray) -> np.ndarray:
+    """`mask` with its holes filled: every background region (4-connected) that does not reach
+    the picture's edge joins it (scipy's binary_fill_holes, by labelling instead of growing)."""
+    from scipy import ndimage
+
+    background, count = ndimage.label(~mask)
+    reaches_edge = np.zeros(count + 1, bool)
+    for edge in (background[0], background[-1], background[:, 0], background[:, -1]):
+        reaches_edge[edge] = True
+    return ~reaches_edge[background] | mask
+
+
+def cleaned(mask: np.ndarray) -> np.ndarray:
+    """`mask` opened (specks and threads gone), its holes filled, its largest region kept."""
+    return largest_region(filled(opened(mask)))
 
 
 def otsu(values: np.ndarray) -> float:
@@ -78,8 +106,8 @@ def standout_region(difference: np.ndarray) -> np.ndarray:
 
     noise = float(np.percentile(difference[border_mask(*difference.shape)], 75))
     mask = difference > max(otsu(difference), STANDOUT_NOISE_FACTOR * noise + STANDOUT_FLOOR)
-    mask = ndimage.binary_closing(ndimage.binary_opening(mask, iterations=1), iterations=3)
-    return largest_region(ndimage.binary_fill_holes(mask))
+    mask = ndimage.binary_closing(opened(mask), iterations=3)
+    return largest_region(filled(mask))
 
 
 def central_rectangle(height: int, width: int, margin: float = START_MARGIN) -> np.ndarray:
@@ -123,7 +151,7 @@ def refine_masks(rgb: np.ndarray, background: np.ndarray, starts: list[np.ndarra
         for position, index in enumerate(refining):
             odds = (scores[2 * position] - scores[2 * position + 1]).reshape(masks[index].shape)
             redrawn = ndimage.gaussian_filter(odds, ODDS_BLUR) > 0
-            redrawn = largest_region(ndimage.binary_fill_holes(ndimage.binary_opening(redrawn, iterations=1)))
+            redrawn = cleaned(redrawn)
             if MIN_SHARE * redrawn.size < redrawn.sum() < (1 - MIN_SHARE) * redrawn.size:
                 masks[index] = redrawn
                 separated.append(index)
@@ -165,6 +193,6 @@ def item_masks(rgb: np.ndarray, background: np.ndarray,
             from_standout = from_standout or refine_masks(rgb, background, [standout])
             mask = max(mask, from_standout[0], key=lambda candidate: excess(difference, candidate))
         kept = mask & (difference > FAINT * np.median(difference[mask]))
-        kept = largest_region(ndimage.binary_fill_holes(ndimage.binary_opening(kept)))
+        kept = cleaned(kept)
         masks.append(kept if kept.sum() > MIN_SHARE * kept.size else mask)
     return masks
