@@ -150,8 +150,7 @@ def refine_masks(rgb: np.ndarray, background: np.ndarray, starts: list[np.ndarra
         separated = []
         for position, index in enumerate(refining):
             odds = (scores[2 * position] - scores[2 * position + 1]).reshape(masks[index].shape)
-            redrawn = ndimage.gaussian_filter(odds, ODDS_BLUR) > 0
-            redrawn = cleaned(redrawn)
+            redrawn = cleaned(ndimage.gaussian_filter(odds, ODDS_BLUR) > 0)
             if MIN_SHARE * redrawn.size < redrawn.sum() < (1 - MIN_SHARE) * redrawn.size:
                 masks[index] = redrawn
                 separated.append(index)
@@ -172,8 +171,8 @@ def item_masks(rgb: np.ndarray, background: np.ndarray,
                margins: tuple[float, ...] = (START_MARGIN,)) -> list[np.ndarray]:
     """Where the item is, one mask per margin, never empty: GrabCut's colour models
     (`refine_masks`) started from the central rectangle (`margin` in from each side). When what
-    they found misses what stands out most (`standout_region`) or differs from the background model no
-    more than the rest of the picture (a small item off-centre, where the rectangle holds a
+    they found misses what stands out most (`standout_region`) or differs from the background
+    model no more than the rest of the picture (a small item off-centre, where the rectangle holds a
     shadow or only background), they are started from what stands out too (once for all
     margins), and the mask with the larger `excess` is kept. Then what barely differs from the
     background model is dropped (FAINT: soft shadows, creases in a bedspread), and the rest
@@ -192,7 +191,6 @@ def item_masks(rgb: np.ndarray, background: np.ndarray,
         if standout.any() and (missed or took_background):
             from_standout = from_standout or refine_masks(rgb, background, [standout])
             mask = max(mask, from_standout[0], key=lambda candidate: excess(difference, candidate))
-        kept = mask & (difference > FAINT * np.median(difference[mask]))
-        kept = cleaned(kept)
+        kept = cleaned(mask & (difference > FAINT * np.median(difference[mask])))
         masks.append(kept if kept.sum() > MIN_SHARE * kept.size else mask)
     return masks
