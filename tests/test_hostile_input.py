@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.data.faces import load_face
-from fmtool.data.images import load_fashion_views
 from fmtool.engine.checkpoint import FORMAT_VERSION
+from fmtool.photo.views import load_fashion_views
 from tests.conftest import synthetic_fashion, write_idx
 from tests.vae_helpers import make_vae_checkpoint, write_faces
 

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmtool.data.images import SILHOUETTE, ImageReadError, fashion_item, load_fashion_views, open_image
+from fmtool.data.images import ImageReadError, open_image
+from fmtool.photo.composition import SILHOUETTE
+from fmtool.photo.views import fashion_item, load_fashion_views
 
 
 def dark_item_on_white(width: int = 60, height: int = 30) -> np.ndarray:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from fmtool.data.images import ImageReadError, fashion_item, fashion_views, load_fashion_views
+from fmtool.data.images import ImageReadError
+from fmtool.photo.views import fashion_item, fashion_views, load_fashion_views
 from tests.conftest import synthetic_fashion
 
 
@@ -111,15 +112,15 @@ def test_a_photo_is_prepared_nine_ways_starting_with_fashion_items_picture():
 
 
 def test_the_views_start_grabcut_at_three_margins(monkeypatch: pytest.MonkeyPatch):
-    from fmtool.data import images
+    from fmtool.photo import segmentation
 
-    started, rectangle = [], images.central_rectangle
+    started, rectangle = [], segmentation.central_rectangle
 
-    def recorded(height: int, width: int, margin: float = images.START_MARGIN) -> np.ndarray:
+    def recorded(height: int, width: int, margin: float = segmentation.START_MARGIN) -> np.ndarray:
         started.append(margin)
         return rectangle(height, width, margin)
 
-    monkeypatch.setattr(images, "central_rectangle", recorded)
+    monkeypatch.setattr(segmentation, "central_rectangle", recorded)
     fashion_views(photograph(ITEMS["t-shirt"]))
     assert started == [0.1, 0.05, 0.15]
 
@@ -205,7 +206,7 @@ def test_uncommon_colour_modes_are_read(tmp_path: Path, mode: str, suffix: str):
 
 def test_a_file_that_breaks_preprocessing_is_that_files_error(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch):
-    from fmtool.data import images
+    from fmtool.photo import views
 
     path = tmp_path / "photo.png"
     photograph(ITEMS["t-shirt"]).save(path)
@@ -213,6 +214,6 @@ def test_a_file_that_breaks_preprocessing_is_that_files_error(tmp_path: Path,
     def broken(rgb: np.ndarray) -> np.ndarray:
         raise np.linalg.LinAlgError("SVD did not converge")
 
-    monkeypatch.setattr(images, "background_model", broken)
+    monkeypatch.setattr(views, "background_model", broken)
     with pytest.raises(ImageReadError, match="cannot be prepared.*SVD did not converge"):
         load_fashion_views(path)

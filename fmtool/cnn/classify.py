@@ -15,8 +15,9 @@ from PIL import Image
 
 from fmtool.cnn.config import CNNConfig
 from fmtool.cnn.inference import predict_logits
-from fmtool.data.images import ImageReadError, load_fashion_views, prepare_fashion_views
+from fmtool.data.images import ImageReadError
 from fmtool.engine.io import atomic_write
+from fmtool.photo.views import load_many_fashion_views, prepare_fashion_views
 
 
 def seen_name(index: int, file: Path | None) -> str:
@@ -32,12 +33,22 @@ def save_seen(item: np.ndarray, path: Path) -> None:
         Image.fromarray(item).save(sink, format="PNG")
 
 
-def views_of(source: Path | Image.Image, invert: str, single_view: bool) -> np.ndarray:
-    """A file's or a picture's 28x28 uint8 views (ImageReadError for a file that cannot be
-    used)."""
-    if isinstance(source, Path):
-        return load_fashion_views(source, invert, single=single_view)
-    return prepare_fashion_views(source, invert, single=single_view)
+def views_of(sources: Sequence[Path | Image.Image], invert: str,
+             single_view: bool) -> list[np.ndarray | ImageReadError]:
+    """Each file's or picture's 28x28 uint8 views, or the ImageReadError of a file that cannot
+    be used; the files are prepared in worker processes, side by side."""
+    files = [source for source in sources if isinstance(source, Path)]
+    prepared = iter(load_many_fashion_views(files, invert, single_view) if files else [])
+    views: list[np.ndarray | ImageReadError] = []
+    for source in sources:
+        if isinstance(source, Path):
+            views.append(next(prepared))
+            continue
+        try:
+            views.append(prepare_fashion_views(source, invert, single_view))
+        except ImageReadError as exc:
+            views.append(exc)
+    return views
 
 
 def classify_pictures(model: torch.nn.Module, config: CNNConfig, device: torch.device,
@@ -53,14 +64,14 @@ def classify_pictures(model: torch.nn.Module, config: CNNConfig, device: torch.d
     names = list(config.class_names)
     results: list[dict[str, Any]] = []
     views: list[np.ndarray] = []
-    for index, source in enumerate(sources, start=1):
+    for index, (source, prepared) in enumerate(zip(sources, views_of(sources, invert, single_view)),
+                                               start=1):
         path = source if isinstance(source, Path) else None
         results.append({"path": None if path is None else str(path)})
-        try:
-            views.append(views_of(source, invert, single_view))
-        except ImageReadError as exc:
-            results[-1]["error"] = str(exc)
+        if isinstance(prepared, ImageReadError):
+            results[-1]["error"] = str(prepared)
             continue
+        views.append(prepared)
         if save_input is not None:
             seen = save_input / seen_name(index, path)
             save_seen(views[-1][0], seen)

@@ -20,6 +20,7 @@ from fmtool.data import augment, fashion
 from fmtool.engine import distributed
 from fmtool.engine.batching import epoch_batches, seeded_permutation
 from fmtool.engine.device import autocast
+from fmtool.photo.jitter import photo_jitter
 
 # Evaluation batches: on a GPU a few large ones (small ones are launch-bound; 2,500 full-width
 # images need about a gigabyte for their largest activations), on a CPU the usual 500.
@@ -93,7 +94,7 @@ class CNNTask:
         images = augment.random_crop(self.train_x[batch], r.crop_padding)
         if r.flip:
             images = augment.random_flip(images)
-        x = augment.photo_jitter(fashion.to_unit(images), r.photo_jitter, r.photo_strength)
+        x = photo_jitter(fashion.to_unit(images), r.photo_jitter, r.photo_strength)
         x = augment.random_erase(fashion.normalise(x, r.image_size, self.config.scaling), r.erase)
         y = self.train_y[batch]
         with autocast(self.device, self.precision):

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fmtool.data.images import ImageReadError, open_image, to_grayscale
+from fmtool.data.images import ImageReadError, on_white, open_image, to_grayscale
 from fmtool.engine.batching import seeded_subset
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import atomic_write
@@ -114,11 +114,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any mode -> RGB; transparency becomes white, 16-bit and float greys are rescaled."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         return Image.fromarray(to_grayscale(image)).convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return on_white(image).convert("RGB")
 
 
 def face_array(image: Image.Image, size: int, crop: Sequence[int] = CROP) -> np.ndarray:
