@@ -63,7 +63,7 @@ import sys
 import numpy as np
 from fmtool import CNN
 cnn = CNN.load("builtin", device="cpu")
-cnn.classify({[str(p) for p in pictures if p.suffix == ".png"]!r} + [np.zeros((28, 28), np.uint8)])
+cnn.classify({[str(p) for p in pictures]!r} + [np.zeros((28, 28), np.uint8)])
 cnn.evaluate(limit=20, data_dir={str(data)!r})
 CNN.train("paper", epochs=1, width=0.0625, batch_size=16, val_size=0, data_dir={str(data)!r},
           device="cpu", precision="fp32", name="quiet")
