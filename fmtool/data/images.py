@@ -8,9 +8,11 @@ ratio, as in the data set: its longest side fills the square.
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO, Callable, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -56,13 +58,15 @@ def open_image(path: Path) -> Image.Image:
             if not handle.read(1):
                 raise ImageReadError("not an image: the file is empty (0 bytes)")
             handle.seek(0)
-            with Image.open(handle) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise ImageReadError(f"too large ({image.width}x{image.height} pixels)")
-                image.seek(0)
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                return _common_mode(image.copy())
+            try:
+                return _decode(handle)
+            except ValueError as exc:
+                if "MAX_TEXT" not in str(exc):
+                    raise
+                # Pillow refuses large PNG text chunks (a guard against text bombs), but the
+                # picture is fine: decode it without its text, which fmtool never reads.
+                handle.seek(0)
+                return _decode(io.BytesIO(_without_png_text(handle.read())))
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -75,6 +79,35 @@ def open_image(path: Path) -> Image.Image:
         raise ImageReadError("too large to decode in the memory available") from exc
     except Exception as exc:  # a Pillow plugin's own failure (NotImplementedError, ...)
         raise ImageReadError(f"cannot be decoded ({type(exc).__name__}: {_short(exc)})") from exc
+
+
+def _decode(handle: BinaryIO) -> Image.Image:
+    with Image.open(handle) as image:
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageReadError(f"too large ({image.width}x{image.height} pixels)")
+        image.seek(0)
+        image.load()
+        # In place: a copy would double the memory of a picture that is large by design.
+        ImageOps.exif_transpose(image, in_place=True)
+        return _common_mode(image)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = {b"tEXt", b"zTXt", b"iTXt"}
+
+
+def _without_png_text(data: bytes) -> bytes:
+    """A PNG's bytes without its text chunks (each chunk: length, type, data, CRC)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    kept, position = [_PNG_SIGNATURE], len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[position:position + 4])
+        end = position + 12 + length
+        if data[position + 4:position + 8] not in _PNG_TEXT:
+            kept.append(data[position:end])
+        position = end
+    return b"".join(kept)
 
 
 # Modes the rest of fmtool converts itself; anything else (CIELAB, HSV, YCbCr, CMYK, ...) is
@@ -418,11 +451,26 @@ def _centred(item: np.ndarray, side: int, size: int) -> np.ndarray:
 
 def load_fashion_views(path: Path, invert: str = "auto", single: bool = False) -> np.ndarray:
     """The full path from a file on disk to its 28x28 uint8 views (`fashion_views`; with
-    `single` only the first), or ImageReadError: whatever goes wrong with one file is that
-    file's error, never the batch's."""
+    `single` only the first), or ImageReadError (see `read_image`)."""
+    return read_image(path, lambda image: fashion_item(image, invert=invert)[None] if single
+                      else fashion_views(image, invert))
+
+
+Prepared = TypeVar("Prepared")
+
+
+def read_image(path: Path, prepare: Callable[[Image.Image], Prepared]) -> Prepared:
+    """The one guarded way from a file to what a command uses: `open_image`, then `prepare`,
+    with whatever goes wrong in either (a size refused from the header, memory running out, a
+    plugin's own error) as this file's ImageReadError, never the batch's failure. Every command
+    that reads user images (classify, reconstruct, fuse, training's faces) goes through it."""
     image = open_image(path)
     try:
-        return fashion_item(image, invert=invert)[None] if single else fashion_views(image, invert)
+        # An odd picture (flat, one pixel wide) can divide by zero while it is prepared; a result
+        # that is unusable fails on its own, and numpy's warnings would be noise on stderr.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return prepare(image)
     except MemoryError as exc:
         raise ImageReadError("too large to prepare in the memory available") from exc
     except (ValueError, TypeError, OSError, NotImplementedError, np.linalg.LinAlgError) as exc:
