@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from fmtool.engine.batching import seeded_subset
-from fmtool.engine.paths import datasets_dir
+from fmtool.engine.paths import datasets_dir, folder_problem
 from fmtool.errors import Option, UserError
 
 ENV_DIR = "FMTOOL_FASHION_DIR"
@@ -85,7 +85,7 @@ def _find_file(folder: Path, stem: str) -> Path | None:
 def load_from_dir(folder: Path) -> FashionMNIST:
     """Loads the four IDX files from `folder`, checking that images and labels agree."""
     if not folder.is_dir():
-        raise UserError(f"Fashion-MNIST folder {folder} does not exist")
+        raise UserError(f"Fashion-MNIST folder {folder} {folder_problem(folder)}")
     found = {key: _find_file(folder, stem) for key, stem in FILES.items()}
     missing = [FILES[key] for key, path in found.items() if path is None]
     if missing:
