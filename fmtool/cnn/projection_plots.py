@@ -14,16 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from fmtool.cnn.projection import METHOD_TITLES, Projection  # noqa: E402
-from fmtool.errors import Option, UserError  # noqa: E402
-from fmtool.metrics.plots import save_figure  # noqa: E402
+from fmtool.cnn.projection import METHOD_TITLES, Projection
+from fmtool.engine.mpl import Line2D, plt
+from fmtool.errors import Option, UserError
+from fmtool.metrics.plots import save_figure
 
 FORMATS = (".png", ".svg", ".pdf")
 THUMB = 28  # pixels per thumbnail (the images' own size)
