@@ -188,6 +188,7 @@ class Trainer:
         self._stepped_view = _compiled(self._eager_view) if self.compile else self._eager_view
         self.task.model = self._stepped_view
         self.main = distributed.is_main()
+        self.resumed = False  # a new run claims its folder; a resumed one continues it
         self.optimizer = schedules.make_optimizer(self.model, self.recipe,
                                                   fused=schedules.fused_optimizer(self.device))
         steps = len(distributed.shard_batches(list(self.task.batches(0)), self.recipe.batch_size))
@@ -275,6 +276,7 @@ class Trainer:
             raise UserError(f"{path} holds damaged training state ({reason or type(exc).__name__}); "
                             "it cannot be resumed") from exc
         self.state = state
+        self.resumed = True
         if distributed.is_distributed():  # mid-epoch state is per rank; restart the epoch
             self.state.step, self.state.sums = 0, {}
 
@@ -342,7 +344,7 @@ class Trainer:
         single = not distributed.is_distributed()
         with contextlib.ExitStack() as stack:
             if self.main:
-                stack.enter_context(run_lock(self.run_dir))
+                stack.enter_context(run_lock(self.run_dir, new=not self.resumed))
                 run_info = {"kind": self.task.kind, "recipe": self.recipe.to_dict(),
                             "options": self.options}
                 write_run_info(self.run_dir, run_info)
