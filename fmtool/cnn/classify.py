@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import torch
 
 from fmtool.cnn.inference import load_classifier, predict_logits
 from fmtool.data.images import ImageReadError, load_fashion_views
-from fmtool.engine.io import atomic_write
+from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
+from fmtool.errors import Option
 
 
 def seen_name(index: int, file: Path) -> str:
@@ -29,18 +31,9 @@ def save_seen(item: np.ndarray, path: Path) -> None:
         Image.fromarray(item).save(sink, format="PNG")
 
 
-def classify_files(files: list[Path], checkpoint: Path, device: torch.device, top_k: int = 1,
-                   invert: str = "auto", save_input: Path | None = None,
-                   single_view: bool = False) -> list[dict[str, Any]]:
-    """One result per file, in order: {'path', 'predictions': [...]} or {'path', 'error'}.
-    A photo is prepared several ways (`fashion_views`) and its logits averaged over them, unless
-    `single_view`. With `save_input`, what the model sees for each readable file (its first
-    view) is written into that folder (see `seen_name`) and its result names the picture as
-    'input'."""
-    model, meta = load_classifier(checkpoint, device)
-    names = meta["class_names"]
-    results: list[dict[str, Any]] = []
-    views: list[np.ndarray] = []
+def _prepare(files: list[Path], invert: str, single_view: bool, save_input: Path | None,
+             results: list[dict[str, Any]], views: list[np.ndarray]) -> None:
+    """Each file's views (or its error) into `results` and `views`; the seen pictures saved."""
     for index, file in enumerate(files, start=1):
         try:
             views.append(load_fashion_views(file, invert, single=single_view))
@@ -52,6 +45,29 @@ def classify_files(files: list[Path], checkpoint: Path, device: torch.device, to
             seen = save_input / seen_name(index, file)
             save_seen(views[-1][0], seen)
             results[-1]["input"] = str(seen)
+
+
+def classify_files(files: list[Path], checkpoint: Path, device: torch.device, top_k: int = 1,
+                   invert: str = "auto", save_input: Path | None = None,
+                   single_view: bool = False, force: bool = False) -> list[dict[str, Any]]:
+    """One result per file, in order: {'path', 'predictions': [...]} or {'path', 'error'}.
+    A photo is prepared several ways (`fashion_views`) and its logits averaged over them, unless
+    `single_view`. With `save_input`, what the model sees for each readable file (its first
+    view) is written into that folder (see `seen_name`) and its result names the picture as
+    'input'; a file of that name there is the user's, refused before any work unless `force`,
+    and the pictures appear together once all are prepared (or none does)."""
+    if save_input is not None:
+        check_outputs([save_input / seen_name(i, f) for i, f in enumerate(files, start=1)],
+                      save_input, force)
+    model, meta = load_classifier(checkpoint, device)
+    names = meta["class_names"]
+    results: list[dict[str, Any]] = []
+    views: list[np.ndarray] = []
+    saving = (all_or_nothing(save_input, "free some space or choose another {}",
+                             Option("save_input"), overwrite=force)
+              if save_input is not None else contextlib.nullcontext())
+    with saving:
+        _prepare(files, invert, single_view, save_input, results, views)
     if views:
         logits = predict_logits(model, torch.from_numpy(np.concatenate(views)),
                                 meta["architecture"]["image_size"], device,
