@@ -7,7 +7,10 @@ so `fmtool --help` and tab completion stay instant.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -38,6 +41,8 @@ class _Group(TyperGroup):
             typer.echo(f"stopped by {signal_name(stopped.signal)}", err=True)
             raise typer.Exit(stopped.exit_code) from None
 
+
+_STOPPED = {128 + signal.SIGINT, 128 + signal.SIGTERM}
 
 app = typer.Typer(
     cls=_Group,
@@ -76,4 +81,14 @@ def main() -> None:
     """Console entry point (`fmtool`, `python -m fmtool`)."""
     terminate_like_interrupt()
     output.prepare_streams()
-    app()
+    try:
+        app()
+    except SystemExit as stop:
+        if stop.code not in _STOPPED:
+            raise
+        # Stopped by a signal, with the clean-up done: leave now. Unloading torch and its
+        # libraries takes seconds on a busy machine, and someone is waiting for the prompt.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(stop.code)

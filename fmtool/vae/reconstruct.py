@@ -175,7 +175,7 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
     written_grids: list[str] = []
     # All or nothing: the files appear when the block ends, or none does (see engine.io); `out`
     # is held until then, and checked again once held, so a second reconstruct into it refuses.
-    # Ctrl-C or SIGTERM stops at the end of the batch, leaving `out` as it was.
+    # Ctrl-C or SIGTERM stops at the next file or batch, leaving `out` as it was.
     with stop_at_boundaries(feedback) as stop, \
             all_or_nothing(out, "free some space or choose another {}", Option("out"),
                            overwrite=force, exclusive=True), \
@@ -187,6 +187,7 @@ def reconstruct_folder(folder: Path, checkpoint: Path, out: Path, device: torch.
             recons = reconstruct(model, batch.images, device, sample, generator)
             metrics = face_metrics(recons, originals)
             for i, file in enumerate(batch.files):
+                stop.check()  # each file is synced to disk: a batch of them takes a while
                 save_png(recons[i], out / targets[file])
                 rows.append({"file": _csv_name(file.relative_to(folder)),
                              "output": _csv_name(targets[file]),
