@@ -32,6 +32,7 @@ from fmtool.cli.options import (
 from fmtool.cli.recipe_options import recipe_options
 from fmtool.cnn import recipes
 from fmtool.engine.bounds import Bounds
+from fmtool.engine.text import number_or_na
 
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
     help="A .pt file or a run folder, or builtin (the model that ships with fmtool); default: the latest CNN run, else the bundled model.", show_default=False)]
@@ -142,7 +143,7 @@ def _print_eval_report(report: dict[str, Any]) -> None:
     for index, (name, row) in enumerate(zip(names, report["confusion_matrix"])):
         cells = [Text(str(v), style="bold" if j == index else "") for j, v in enumerate(row)]
         table.add_row(f"{index} {escape(name)}", *cells,
-                      f"{report['per_class_accuracy'][name]:.3f}")
+                      number_or_na(report["per_class_accuracy"][name]))
     out.print(table)
     for label, path in report["figures"].items():
         out.print(f"{label}: {escape(path)}")

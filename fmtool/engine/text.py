@@ -10,6 +10,7 @@ bidirectional controls as the `\xHH` of each of their UTF-8 bytes. It is undone 
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNSAFE = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -45,6 +46,12 @@ def escape_controls(value: object) -> str:
     """Like `escape`, but a backslash stays one: for documents (HTML, Markdown) that escape
     their own syntax, where only what could reorder or hide text must go."""
     return _UNSAFE.sub(lambda m: m.group() if m.group() == "\\" else _escaped(m), str(value))
+
+
+def number_or_na(value: float, digits: int = 3) -> str:
+    """`value` with `digits` decimals, or n/a where it is undefined (NaN: a class with no test
+    image has no accuracy)."""
+    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def utf8_bytes(error: UnicodeError) -> tuple[str, int]:
