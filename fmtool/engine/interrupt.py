@@ -60,9 +60,11 @@ class StopRequest:
     """The first Ctrl-C or SIGTERM is noted and honoured at the next `check()`; a second one
     raises `Interrupted` at once, wherever the work is."""
 
-    def __init__(self, feedback: Feedback, doing: str) -> None:
+    def __init__(self, feedback: Feedback, doing: str,
+                 second: str = "Ctrl-C again to abort at once") -> None:
         self.feedback = feedback
         self.doing = doing
+        self.second = second
         self.signal: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -79,8 +81,7 @@ class StopRequest:
         if self.signal is not None:
             raise Interrupted(signum)
         self.signal = signum
-        self.feedback.note(f"{signal_name(signum)}: stopping {self.doing}; nothing is kept "
-                           "(Ctrl-C again to abort at once)")
+        self.feedback.note(f"{signal_name(signum)}: stopping {self.doing} ({self.second})")
 
     def __enter__(self) -> "StopRequest":
         if _in_main_thread():
@@ -96,7 +97,7 @@ class StopRequest:
 
 @contextlib.contextmanager
 def stop_at_boundaries(feedback: Feedback = SILENT,
-                       doing: str = "after this batch") -> Iterator[StopRequest]:
+                       doing: str = "after this file; nothing is kept") -> Iterator[StopRequest]:
     """A `StopRequest` for the duration of the block (see the module docstring)."""
     with StopRequest(feedback, doing) as request:
         yield request
