@@ -43,6 +43,7 @@ from tests.test_hostile_output import (
     one_error_line,
     png,
 )
+from tests.test_report import world  # noqa: F401 - a fixture, asked for by name
 from tests.vae_helpers import face_image, make_vae_checkpoint
 
 runner = CliRunner()
@@ -135,6 +136,21 @@ def test_a_signal_at_any_write_leaves_the_output_as_it_was(command: str, name: s
     assert "Traceback" not in result.output
     assert not place.exists(), files_under(place)
     assert not staging_files(ctx["tmp"])
+
+
+@pytest.mark.parametrize("name", list(SIGNALS))
+def test_a_signal_while_report_writes_leaves_no_study(name: str, request: pytest.FixtureRequest,
+                                                      tmp_path: Path, cli_signals: None,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    from tests.test_report import report_args
+
+    made = request.getfixturevalue("world")  # test_report's tiny checkpoints and data
+    out = tmp_path / "study"
+    signalled = SignalAtWrite(monkeypatch, SIGNALS[name], 3)
+    result = runner.invoke(app, [str(a) for a in report_args(made, out)])
+    assert signalled.sent and result.exit_code == 128 + SIGNALS[name], result.output
+    assert not out.exists(), files_under(out)
+    assert not staging_files(tmp_path)
 
 
 def _many_faces(folder: Path, count: int) -> Path:
