@@ -95,5 +95,9 @@ def matplotlib_dir() -> Path:
 def use_own_matplotlib_dir() -> None:
     """Points matplotlib at `matplotlib_dir` unless the user set MPLCONFIGDIR; only before
     matplotlib loads (it reads the variable once)."""
-    if "matplotlib" not in sys.modules and not os.environ.get(MATPLOTLIB_ENV):
+    if "matplotlib" in sys.modules or os.environ.get(MATPLOTLIB_ENV):
+        return
+    try:
         os.environ[MATPLOTLIB_ENV] = str(matplotlib_dir())
+    except UserError:  # an unusable FMTOOL_HOME: the command says so when it first needs it
+        pass
