@@ -502,13 +502,23 @@ def test_a_png_with_a_large_text_chunk_decodes(tmp_path: Path):
     assert image.size == (32, 24) and image.getpixel((0, 0)) == (200, 10, 10)
 
 
-def test_odd_pictures_leave_no_numpy_warning_on_stderr(tmp_path: Path):
-    odd = {"flat.png": np.zeros((40, 40), np.uint8), "line.png": np.full((1, 300), 255, np.uint8),
-           "dot.png": np.full((1, 1), 128, np.uint8)}
-    for name, pixels in odd.items():
-        Image.fromarray(pixels).save(tmp_path / name)
-    result = _fmtool(tmp_path / "home", "classify", *[tmp_path / n for n in odd], "--checkpoint",
-                     cnn_checkpoint(tmp_path / "c.pt"))
+@pytest.mark.parametrize("command", ["classify", "reconstruct"])
+def test_odd_pictures_leave_no_numpy_warning_on_stderr(command: str, tmp_path: Path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    nan = np.full((40, 40), np.nan, np.float32)  # a float TIFF with undefined pixels
+    nan[10:30, 10:30] = 0.8
+    Image.fromarray(nan, mode="F").save(folder / "nan.tif")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(folder / "flat.png")
+    Image.fromarray(np.full((1, 300), 255, np.uint8)).save(folder / "line.png")
+    if command == "classify":
+        args = ["classify", *sorted(folder.iterdir()), "--checkpoint",
+                cnn_checkpoint(tmp_path / "c.pt")]
+    else:
+        args = ["reconstruct", folder, "--out", tmp_path / "out", "--checkpoint",
+                make_vae_checkpoint(tmp_path / "v.pt")]
+    result = _fmtool(tmp_path / "home", *args)
+    assert result.returncode == 0, result.stderr.decode()
     assert b"Warning" not in result.stderr, result.stderr.decode()
 
 
