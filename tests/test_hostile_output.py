@@ -232,7 +232,7 @@ def test_a_file_or_folder_in_the_way_is_one_line_before_any_work(
 
 class Faults:
     """Makes the k-th output file fail: no space while writing it, a read-only file system when
-    creating it, or an I/O error when renaming it into place."""
+    creating it, or an I/O error when renaming (or, without --force, linking) it into place."""
 
     REASONS = {"disk full": "No space left on device", "read-only": "Read-only file system",
                "rename fails": "Input/output error"}
@@ -242,6 +242,7 @@ class Faults:
         self.temps = self.renames = 0
         self.full: set[int] = set()
         real_mkstemp, real_write, real_replace = tempfile.mkstemp, os.write, os.replace
+        real_link = os.link
 
         def mkstemp(*args: Any, **kwargs: Any):
             self.temps += 1
@@ -264,7 +265,14 @@ class Faults:
                 raise OSError(errno.EIO, os.strerror(errno.EIO))
             real_replace(source, target)
 
+        def link(source: Any, target: Any, **options: Any) -> None:
+            self.renames += 1
+            if kind == "rename fails" and self.renames >= at:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            real_link(source, target, **options)
+
         monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+        monkeypatch.setattr(os, "link", link)
         monkeypatch.setattr(os, "write", write)
         monkeypatch.setattr(os, "replace", replace)
 
@@ -699,17 +707,18 @@ def test_json_lists_report_non_finite_numbers_per_object(capsys):
     assert second == {"path": "b", "p": 0.5}
 
 
-def test_reconstruct_json_without_readable_images_is_strict_json(ctx: dict):
+def test_reconstruct_of_only_unreadable_images_writes_nothing_and_says_why(ctx: dict):
     folder = ctx["tmp"] / "broken"
     folder.mkdir()
     (folder / "a.jpg").write_bytes(b"\xff\xd8 not really")
     (folder / "b.png").write_bytes(b"")
+    out = ctx["tmp"] / "out"
     result = runner.invoke(app, ["reconstruct", str(folder), "--checkpoint", str(ctx["vae"]),
-                                 "--out", str(ctx["tmp"] / "out"), "--device", "cpu", "--json"])
-    assert result.exit_code == 1, result.output
-    report = _strict_loads(result.stdout)
-    assert report["images"] == 0 and set(report["mean"].values()) == {None}
-    assert report["non_finite"] == {f"/mean/{k}": "NaN" for k in ("bce", "mse", "psnr", "ssim")}
+                                 "--out", str(out), "--device", "cpu", "--json"])
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert "none of the 2 images" in line and "a.jpg" in line, line
+    assert result.stdout == "" and not out.exists()
 
 
 # -- 10. messages ---------------------------------------------------------------------------

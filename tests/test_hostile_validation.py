@@ -35,6 +35,7 @@ from fmtool.cnn.recipes import PAPER as CNN_PAPER
 from fmtool.data.fashion import load_from_dir
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fmtool.engine.interrupt import Interrupted
 from fmtool.engine.recipe import MAX_SEED
 from fmtool.engine.runs import check_run_name, read_metrics
 from fmtool.engine.trainer import Trainer, _StopFlag
@@ -861,14 +862,15 @@ def test_a_second_stop_signal_aborts_without_saving():
     flag = _StopFlag(Notes())  # type: ignore[arg-type]
     flag._handle(signal.SIGTERM, None)
     assert flag.requested and flag.signal == signal.SIGTERM and "SIGTERM" in notes[0]
-    with pytest.raises(SystemExit) as stopped:
+    with pytest.raises(Interrupted) as stopped:
         flag._handle(signal.SIGTERM, None)
-    assert stopped.value.code == 143
+    assert stopped.value.exit_code == 143
     other = _StopFlag(Notes())  # type: ignore[arg-type]
     other._handle(signal.SIGINT, None)
     assert other.signal == signal.SIGINT and notes[-1].startswith("Ctrl-C")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted) as stopped:
         other._handle(signal.SIGINT, None)
+    assert stopped.value.exit_code == 130
 
 
 def test_stop_signals_are_restored_after_training():

@@ -108,13 +108,15 @@ class CNN(TrainedModel):
 
     def classify(self, images: Picture | Sequence[Picture], top_k: int = 1, *,
                  invert: str = "auto", single_view: bool = False,
-                 save_input: str | os.PathLike | None = None) -> list[Classification]:
+                 save_input: str | os.PathLike | None = None,
+                 force: bool = False) -> list[Classification]:
         """One result per picture, in order (see `Classification`). Files and pictures are
         prepared as Fashion-MNIST's items were: a photo's background removed, the item found,
         trimmed, centred and scaled to 28 pixels, light on black; where that rests on a guess,
         it is made nine ways and the answers averaged (`single_view`: one way, about three times
         faster). `invert`: auto, always or never (is the item darker than its background?).
-        `save_input`: a folder to write the 28x28 picture the model sees for each one."""
+        `save_input`: a folder to write the 28x28 picture the model sees for each one (a file
+        of the same name there is refused before any work, unless `force`)."""
         from fmtool.cnn.classify import classify_pictures
         from fmtool.engine.bounds import Bounds
 
@@ -122,7 +124,7 @@ class CNN(TrainedModel):
         sources = [as_source(picture) for picture in as_list(images)]
         folder = None if save_input is None else Path(save_input)
         results = classify_pictures(self.model, self.config, self.device, sources, top_k,
-                                    invert, single_view, folder)
+                                    invert, single_view, folder, force)
         return [Classification.from_dict(result) for result in results]
 
     def evaluate(self, limit: int | None = None, *, data_dir: str | os.PathLike | None = None,

@@ -7,6 +7,10 @@ so `fmtool --help` and tab completion stay instant.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -15,6 +19,7 @@ from typer.core import TyperGroup
 from fmtool import __version__
 from fmtool.cli import cnn, export, info, output, report, vae
 from fmtool.cli.options import flag
+from fmtool.engine.interrupt import Interrupted, signal_name, terminate_like_interrupt
 from fmtool.errors import UserError
 
 
@@ -22,7 +27,8 @@ class _Group(TyperGroup):
     """The error boundary: every UserError raised below becomes one line on stderr and exit 2,
     with library parameter names shown as the flags a user types and control characters (from
     file names, say) escaped by `output.escape`. Refused choices are UserErrors too (see
-    `fmtool.choices.Choice.parse`)."""
+    `fmtool.choices.Choice.parse`). Ctrl-C and SIGTERM end the command with one line and exit
+    128 + the signal (130, 143), after the clean-up that `engine.io` does on the way out."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -30,7 +36,13 @@ class _Group(TyperGroup):
         except UserError as exc:
             typer.echo(f"error: {output.escape(exc.render(flag))}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except (Interrupted, KeyboardInterrupt) as exc:
+            stopped = exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
+            typer.echo(f"stopped by {signal_name(stopped.signal)}", err=True)
+            raise typer.Exit(stopped.exit_code) from None
 
+
+_STOPPED = {128 + signal.SIGINT, 128 + signal.SIGTERM}
 
 app = typer.Typer(
     cls=_Group,
@@ -68,4 +80,16 @@ app.command()(export.export)
 
 def main() -> None:
     """Console entry point (`fmtool`, `python -m fmtool`)."""
-    app()
+    terminate_like_interrupt()
+    output.prepare_streams()
+    try:
+        app()
+    except SystemExit as stop:
+        if stop.code not in _STOPPED:
+            raise
+        # Stopped by a signal, with the clean-up done: leave now. Unloading torch and its
+        # libraries takes seconds on a busy machine, and someone is waiting for the prompt.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(stop.code)

@@ -33,6 +33,7 @@ from fmtool.cli.options import (
 from fmtool.cli.recipe_options import recipe_options
 from fmtool.cnn import recipes
 from fmtool.engine.bounds import Bounds
+from fmtool.engine.text import number_or_na
 
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
     help="A .pt file or a run folder, or builtin (the model that ships with fmtool); default: the latest CNN run, else the bundled model.", show_default=False)]
@@ -132,7 +133,7 @@ def _print_eval_report(report: dict[str, Any]) -> None:
     for index, (name, row) in enumerate(zip(names, report["confusion_matrix"])):
         cells = [Text(str(v), style="bold" if j == index else "") for j, v in enumerate(row)]
         table.add_row(f"{index} {escape(name)}", *cells,
-                      f"{report['per_class_accuracy'][name]:.3f}")
+                      number_or_na(report["per_class_accuracy"][name]))
     out.print(table)
     for label, path in report["figures"].items():
         out.print(f"{label}: {escape(path)}")
@@ -145,6 +146,7 @@ def classify(
     invert: Annotated[Invert, choice(Invert, "invert", "Is the item darker than its background (always) or lighter (never)? auto decides per photo. Either way the model gets it light on black, as in Fashion-MNIST.")] = Invert.auto,
     save_input: Annotated[Optional[Path], typer.Option("--save-input", help="Also write the 28x28 picture the model sees (the first of a photo's nine) for each image into this folder, as NNNN_name.png (numbered in the order given).", file_okay=False)] = None,
     single_view: Annotated[bool, typer.Option("--single-view", help="Prepare each photo once instead of nine ways: about three times faster, a little less often right (the bundled model: 135 of the 200 shared photos instead of 140).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files of the same name in the --save-input folder.")] = False,
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
@@ -161,7 +163,7 @@ def classify(
     cnn = CNN.load(checkpoint_to_use(checkpoint, "cnn"), device=str(device),
                    feedback=output.TERMINAL)
     results = cnn.classify(images, top_k, invert=str(invert), single_view=single_view,
-                           save_input=save_input)
+                           save_input=save_input, force=force)
     for result in results:
         if result.error is not None:
             output.stderr.print(f"error: {output.escape(result.path)}: {output.escape(result.error)}")

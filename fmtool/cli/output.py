@@ -16,45 +16,78 @@ done with `rich.text.Text`), and every name or message passes through `escape` f
 
 So a name can neither forge lines or columns nor send escape sequences to the terminal, the
 text always encodes as UTF-8, and the rule is undone exactly by
-`os.fsdecode(codecs.escape_decode(text.encode())[0])` (classify's TSV relies on that).
+`os.fsdecode(codecs.escape_decode(text.encode())[0])` (classify's TSV relies on that). Where
+stdout or stderr cannot encode a character (PYTHONIOENCODING=ascii, a C locale), it is written
+as the `\xHH` of its UTF-8 bytes too (`prepare_streams`), so the same rule undoes it.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import errno
+import io
 import json
 import math
-import re
+import os
 import sys
 from typing import Any, Iterator
 
 from rich.console import Console
 
+from fmtool.engine.text import escape, utf8_bytes
+from fmtool.errors import UserError
+
+__all__ = ["escape", "print_json", "prepare_streams", "progress", "stderr", "stdout", "TERMINAL"]
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether `stream` is a terminal; False for a closed one (None when started with `>&-`)."""
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 # Into a pipe or file rich would assume 80 columns, too few for a 10x10 confusion matrix.
 stdout = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
-                 width=None if sys.stdout.isatty() else 120)
+                 width=None if _is_terminal(sys.stdout) else 120)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
-_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+ENCODE_ERRORS = "fmtool-utf8-bytes"
+codecs.register_error(ENCODE_ERRORS, utf8_bytes)
 
 
-def _escaped(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    if char in _NAMED:
-        return _NAMED[char]
-    if code < 0x80:
-        return f"\\x{code:02x}"
-    # surrogateescape gives back the byte of a name that is not UTF-8; other characters their
-    # UTF-8 bytes (other lone surrogates, never in a file name, their surrogatepass bytes)
-    data = char.encode("utf-8", "surrogateescape" if 0xDC80 <= code <= 0xDCFF else "surrogatepass")
-    return "".join(f"\\x{byte:02x}" for byte in data)
+class _ClosedStdout(io.TextIOBase):
+    """Stands in for a stdout the command was started without (`cmd >&-`): whatever the command
+    writes into files is done by the time it prints, and printing is one line of error."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise UserError("standard output is closed, so the results cannot be printed (files are "
+                        "written); run the command with stdout open, or > /dev/null")
+
+    def isatty(self) -> bool:
+        return False
 
 
-def escape(value: object) -> str:
-    """`value` as text that is safe to print (see the module docstring for the rule)."""
-    return _UNSAFE.sub(_escaped, str(value))
+def prepare_streams() -> None:
+    """Before a command runs: a closed stdout becomes `_ClosedStdout`; stdout and stderr escape
+    what their encoding cannot write (see the module docstring) instead of failing on it."""
+    if sys.stdout is None:
+        sys.stdout = _ClosedStdout()
+    if sys.stderr is None:  # `2>&-`: nowhere to say anything; the exit status still tells
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors=ENCODE_ERRORS)
+            except (OSError, ValueError) as exc:
+                if getattr(exc, "errno", None) not in (None, errno.EBADF, errno.EPIPE):
+                    raise
 
 
 def print_json(data: Any) -> None:

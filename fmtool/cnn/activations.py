@@ -30,10 +30,14 @@ class _Done(Exception):
 
 def parse_layers(text: str) -> list[str]:
     """'conv9, linear1,output' -> ['conv9', 'linear1', 'output'] ('all' = every layer), in the
-    order given, without repeats; an unknown name is a one-line UserError."""
+    order given, without repeats; an unknown name, or all beside other names, is a one-line
+    UserError."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if names == ["all"]:
         return list(LAYER_NAMES)
+    if "all" in names:  # every layer already; with others it would say two things at once
+        raise UserError("all stands alone (it means every layer); give all, or the layers "
+                        "you want, comma-separated, from {}", ", ".join(LAYER_NAMES))
     unknown = [name for name in names if name not in LAYER_NAMES]
     if unknown or not names:
         what = f"unknown layer {', '.join(map(repr, unknown))}" if unknown else "no layer given"

@@ -5,6 +5,7 @@ that file's error, never the batch's."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -16,7 +17,8 @@ from PIL import Image
 from fmtool.cnn.config import CNNConfig
 from fmtool.cnn.inference import predict_logits
 from fmtool.data.images import ImageReadError
-from fmtool.engine.io import atomic_write
+from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
+from fmtool.errors import Option
 from fmtool.photo.views import load_many_fashion_views, prepare_fashion_views
 
 
@@ -54,28 +56,40 @@ def views_of(sources: Sequence[Path | Image.Image], invert: str,
 def classify_pictures(model: torch.nn.Module, config: CNNConfig, device: torch.device,
                       sources: Sequence[Path | Image.Image], top_k: int = 1,
                       invert: str = "auto", single_view: bool = False,
-                      save_input: Path | None = None) -> list[dict[str, Any]]:
+                      save_input: Path | None = None, force: bool = False) -> list[dict[str, Any]]:
     """One result per source, in order: {'path', 'predictions': [{'label', 'probability'}]}, or
     {'path', 'error'} for a file that cannot be read ('path' is None for a picture in memory).
 
     A photo is prepared several ways and its logits averaged over them, unless `single_view`.
     With `save_input`, what the model sees for each readable source (its first view) is written
-    into that folder (see `seen_name`) and its result names the picture as 'input'."""
+    into that folder (see `seen_name`) and its result names the picture as 'input'; a file of
+    that name there is the user's, refused before any work unless `force`, and the pictures
+    appear together once all are prepared (or none does)."""
+    def source_path(source: Path | Image.Image) -> Path | None:
+        return source if isinstance(source, Path) else None
+
+    if save_input is not None:
+        check_outputs([save_input / seen_name(i, source_path(s)) for i, s in enumerate(sources, 1)],
+                      save_input, force)
     names = list(config.class_names)
     results: list[dict[str, Any]] = []
     views: list[np.ndarray] = []
-    for index, (source, prepared) in enumerate(zip(sources, views_of(sources, invert, single_view)),
-                                               start=1):
-        path = source if isinstance(source, Path) else None
-        results.append({"path": None if path is None else str(path)})
-        if isinstance(prepared, ImageReadError):
-            results[-1]["error"] = str(prepared)
-            continue
-        views.append(prepared)
-        if save_input is not None:
-            seen = save_input / seen_name(index, path)
-            save_seen(views[-1][0], seen)
-            results[-1]["input"] = str(seen)
+    saving = (all_or_nothing(save_input, "free some space or choose another {}",
+                             Option("save_input"), overwrite=force)
+              if save_input is not None else contextlib.nullcontext())
+    with saving:
+        for index, (source, prepared) in enumerate(zip(sources, views_of(sources, invert,
+                                                                         single_view)), start=1):
+            path = source_path(source)
+            results.append({"path": None if path is None else str(path)})
+            if isinstance(prepared, ImageReadError):
+                results[-1]["error"] = str(prepared)
+                continue
+            views.append(prepared)
+            if save_input is not None:
+                seen = save_input / seen_name(index, path)
+                save_seen(views[-1][0], seen)
+                results[-1]["input"] = str(seen)
     if not views:
         return results
     logits = predict_logits(model, torch.from_numpy(np.concatenate(views)), config.image_size,

@@ -14,19 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from fmtool.cnn.projection import METHOD_TITLES, ProjectedSample, Projection, write_csv  # noqa: E402
-from fmtool.engine.io import all_or_nothing  # noqa: E402
-from fmtool.engine.runs import figures_home  # noqa: E402
-from fmtool.errors import Option, UserError  # noqa: E402
-from fmtool.metrics.plots import save_figure  # noqa: E402
-from fmtool.models.cnn import LAYER_NAMES  # noqa: E402
+from fmtool.cnn.projection import METHOD_TITLES, ProjectedSample, Projection, write_csv
+from fmtool.engine.io import all_or_nothing
+from fmtool.engine.mpl import Line2D, plt
+from fmtool.engine.runs import figures_home
+from fmtool.errors import Option, UserError
+from fmtool.metrics.plots import save_figure
+from fmtool.models.cnn import LAYER_NAMES
 
 FORMATS = (".png", ".svg", ".pdf")
 THUMB = 28  # pixels per thumbnail (the images' own size)

@@ -69,8 +69,7 @@ class CNNTask:
         self.width = r.width if self.width is None else self.width
         train_x, train_y = fashion.subset(self.data.train_images, self.data.train_labels,
                                           self.limit, r.seed)
-        # Never hold out more than a tenth of what there is to train on (small --limit runs).
-        self.val_size = min(r.val_size, len(train_x) // 10)
+        self.val_size = fashion.held_out_size(r.val_size, len(train_x))
         val_x, val_y = train_x[:0], train_y[:0]
         if self.val_size:
             train_x, train_y, val_x, val_y = split_validation(train_x, train_y, self.val_size, r.seed)

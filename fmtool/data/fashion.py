@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from fmtool.engine.batching import seeded_subset
-from fmtool.engine.paths import datasets_dir
+from fmtool.engine.paths import datasets_dir, folder_problem
 from fmtool.errors import Option, UserError
 
 ENV_DIR = "FMTOOL_FASHION_DIR"
@@ -82,10 +82,23 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def held_out_size(val_size: int, train_count: int) -> int:
+    """How many of `train_count` training images to hold out for choosing the best epoch: the
+    recipe's `val_size`, but never more than a tenth of them (small --limit runs). A split that
+    would shrink to nothing is refused rather than quietly moving the choice to the test set."""
+    size = min(val_size, train_count // 10)
+    if val_size and not size:
+        raise UserError("{} {} leaves too few training images to hold out any for choosing the "
+                        "best epoch (at most a tenth: {}); give {} of at least 10, or {} 0 to "
+                        "choose it on the test set", Option("limit"), train_count,
+                        train_count // 10, Option("limit"), Option("val_size"))
+    return size
+
+
 def load_from_dir(folder: Path) -> FashionMNIST:
     """Loads the four IDX files from `folder`, checking that images and labels agree."""
     if not folder.is_dir():
-        raise UserError(f"Fashion-MNIST folder {folder} does not exist")
+        raise UserError(f"Fashion-MNIST folder {folder} {folder_problem(folder)}")
     found = {key: _find_file(folder, stem) for key, stem in FILES.items()}
     missing = [FILES[key] for key, path in found.items() if path is None]
     if missing:

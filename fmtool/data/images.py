@@ -5,12 +5,16 @@ fmtool.data.faces."""
 
 from __future__ import annotations
 
+import io
 import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO, Callable, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from fmtool.errors import UserError
 
 # Pillow warns above ~89 Mpx and refuses above twice that; we refuse at the warning level.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
@@ -50,13 +54,15 @@ def open_image(path: Path) -> Image.Image:
             if not handle.read(1):
                 raise ImageReadError("not an image: the file is empty (0 bytes)")
             handle.seek(0)
-            with Image.open(handle) as image:
-                if image.width * image.height > MAX_PIXELS:
-                    raise ImageReadError(f"too large ({image.width}x{image.height} pixels)")
-                image.seek(0)
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                return _common_mode(image.copy())
+            try:
+                return _decode(handle)
+            except ValueError as exc:
+                if "MAX_TEXT" not in str(exc):
+                    raise
+                # Pillow refuses large PNG text chunks (a guard against text bombs), but the
+                # picture is fine: decode it without its text, which fmtool never reads.
+                handle.seek(0)
+                return _decode(io.BytesIO(_without_png_text(handle.read())))
     except ImageReadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -69,6 +75,35 @@ def open_image(path: Path) -> Image.Image:
         raise ImageReadError("too large to decode in the memory available") from exc
     except Exception as exc:  # a Pillow plugin's own failure (NotImplementedError, ...)
         raise ImageReadError(f"cannot be decoded ({type(exc).__name__}: {short_reason(exc)})") from exc
+
+
+def _decode(handle: BinaryIO) -> Image.Image:
+    with Image.open(handle) as image:
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageReadError(f"too large ({image.width}x{image.height} pixels)")
+        image.seek(0)
+        image.load()
+        # In place: a copy would double the memory of a picture that is large by design.
+        ImageOps.exif_transpose(image, in_place=True)
+        return _common_mode(image)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT = {b"tEXt", b"zTXt", b"iTXt"}
+
+
+def _without_png_text(data: bytes) -> bytes:
+    """A PNG's bytes without its text chunks (each chunk: length, type, data, CRC)."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return data
+    kept, position = [_PNG_SIGNATURE], len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[position:position + 4])
+        end = position + 12 + length
+        if data[position + 4:position + 8] not in _PNG_TEXT:
+            kept.append(data[position:end])
+        position = end
+    return b"".join(kept)
 
 
 # Modes the rest of fmtool converts itself; anything else (CIELAB, HSV, YCbCr, CMYK, ...) is
@@ -107,3 +142,31 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
         gray = to_grayscale(image).astype(np.float32) / 255.0
         return np.repeat(gray[:, :, None], 3, axis=2)
     return np.asarray(on_white(image).convert("RGB"), dtype=np.float32) / 255.0
+
+
+Prepared = TypeVar("Prepared")
+
+
+def read_image(path: Path, prepare: Callable[[Image.Image], Prepared]) -> Prepared:
+    """The one guarded way from a file to what a command uses: `open_image`, then `prepare`,
+    with whatever goes wrong in either (a size refused from the header, memory running out, a
+    plugin's own error) as this file's ImageReadError, never the batch's failure. Every command
+    that reads user images (classify, reconstruct, fuse, training's faces) goes through it."""
+    return prepared(open_image(path), prepare)
+
+
+def prepared(image: Image.Image, prepare: Callable[[Image.Image], Prepared]) -> Prepared:
+    """`prepare(image)` for a decoded picture (a file's, or one given in memory), with whatever
+    goes wrong as its ImageReadError (see `read_image`)."""
+    try:
+        # An odd picture (flat, one pixel wide) can divide by zero while it is prepared; a result
+        # that is unusable fails on its own, and numpy's warnings would be noise on stderr.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return prepare(image)
+    except MemoryError as exc:
+        raise ImageReadError("too large to prepare in the memory available") from exc
+    except (ValueError, TypeError, OSError, NotImplementedError, np.linalg.LinAlgError) as exc:
+        if isinstance(exc, UserError):  # a wrong choice (invert=...) is the caller's
+            raise
+        raise ImageReadError(f"cannot be prepared ({type(exc).__name__}: {short_reason(exc)})") from exc

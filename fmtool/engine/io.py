@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import fcntl
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -26,6 +28,11 @@ from typing import Any, Iterable, Iterator
 from fmtool.errors import Option, UserError
 
 DEFAULT_ADVICE = "free some space or choose a writable FMTOOL_HOME"
+# Temporary files are named .fmtool-<pid>-<random>.tmp: their length does not depend on the
+# target's name (a long legal name would otherwise make a name too long to create), and the pid
+# tells a leftover of a killed process (SIGKILL, power loss) from the file of a live one.
+STAGING_PREFIX = ".fmtool-"
+_STAGING_NAME = re.compile(r"^\.fmtool-(\d+)-[A-Za-z0-9_]+\.tmp$")
 
 
 def write_failure(path: Path, error: BaseException, what: str = "",
@@ -102,7 +109,9 @@ def atomic_write(path: Path, what: str = "", advice: str = DEFAULT_ADVICE,
             staging.make_folders(path)
         else:
             make_folders(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _sweep(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", suffix=".tmp",
+                                   dir=path.parent)
         try:
             sink = FileSink(fd)
             yield sink
@@ -123,6 +132,45 @@ def atomic_write(path: Path, what: str = "", advice: str = DEFAULT_ADVICE,
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, run by someone else
+        return True
+    return True
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Removes the temporary files that processes no longer running left in `folder` (see
+    STAGING_PREFIX); returns how many. Files of live processes, this one included, stay."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _STAGING_NAME.match(entry.name)
+        if match is None or int(match.group(1)) == os.getpid() or _alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+            removed += 1
+    return removed
+
+
+_SWEPT: set[Path] = set()  # folders this process has cleared of leftovers already
+
+
+def _sweep(folder: Path) -> None:
+    """`remove_leftovers` once per folder and process: the first write into a folder clears
+    what an earlier killed run left there, later writes cost nothing."""
+    if folder not in _SWEPT:
+        _SWEPT.add(folder)
+        remove_leftovers(folder)
 
 
 def make_folders(folder: Path) -> list[Path]:
@@ -151,10 +199,12 @@ def make_folders(folder: Path) -> list[Path]:
 class _Staging:
     """The files of one `all_or_nothing` block: synced temporary files waiting to be renamed."""
 
-    def __init__(self, root: Path | None, advice: str, values: tuple[object, ...]) -> None:
+    def __init__(self, root: Path | None, advice: str, values: tuple[object, ...],
+                 overwrite: bool = True) -> None:
         self.root = root
         self.advice = advice
         self.values = values
+        self.overwrite = overwrite
         self.kept: list[tuple[str, Path, bool]] = []  # (temporary file, target, target existed)
         self.created: list[Path] = []  # folders this block made, outermost first
 
@@ -162,6 +212,41 @@ class _Staging:
         if self.root is not None:
             _refuse_links_below(self.root, path)
         self.created += make_folders(path.parent)
+
+    def lock(self, root: Path) -> int:
+        """Holds `root` for this block: a second writer into it refuses instead of mixing its
+        files with these (the lock is the folder's own, so it leaves no file behind)."""
+        self.created += make_folders(root)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError("{} is being written by another fmtool command; wait for it to end "
+                            "or choose another {}", root, Option("out")) from None
+        return fd
+
+    def _place(self, tmp: str, target: Path) -> None:
+        """Renames `tmp` to `target`; without `overwrite` only if `target` still does not exist,
+        checked and done in one step (a hard link fails if the name is taken), so a file that
+        another process made meanwhile is never replaced."""
+        if self.overwrite:
+            os.replace(tmp, target)
+            return
+        try:
+            os.link(tmp, target, follow_symlinks=False)
+        except FileExistsError:
+            raise UserError("{} appeared while fmtool worked (another command wrote it); nothing "
+                            "was written; add {} to overwrite it, or choose another {}", target,
+                            Option("force"), Option("out")) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if os.path.lexists(target):  # a file system without hard links: check, then rename
+                raise FileExistsError(errno.EEXIST, "appeared while fmtool worked") from exc
+            os.replace(tmp, target)
+            return
+        os.unlink(tmp)
 
     def keep(self, tmp: str, path: Path) -> None:
         self.kept.append((tmp, path, os.path.lexists(path)))
@@ -174,7 +259,7 @@ class _Staging:
         target: Path | None = None
         try:
             for index, (tmp, target, existed) in enumerate(self.kept):
-                os.replace(tmp, target)
+                self._place(tmp, target)
                 self.kept[index] = ("", target, existed)
                 done.append((target, existed))
         except BaseException as exc:
@@ -202,8 +287,8 @@ _STAGING: contextvars.ContextVar[_Staging | None] = contextvars.ContextVar("fmto
 
 
 @contextlib.contextmanager
-def all_or_nothing(root: Path | None = None, advice: str = DEFAULT_ADVICE,
-                   *values: object) -> Iterator[None]:
+def all_or_nothing(root: Path | None = None, advice: str = DEFAULT_ADVICE, *values: object,
+                   overwrite: bool = True, exclusive: bool = False) -> Iterator[None]:
     """Every `atomic_write` in the block becomes visible together when the block ends cleanly.
 
     If anything fails first (a write, an exception, Ctrl-C), no new file appears, and folders the
@@ -211,15 +296,26 @@ def all_or_nothing(root: Path | None = None, advice: str = DEFAULT_ADVICE,
     folder below `root` is refused (the link would put the file outside it). `advice` (with its
     placeholder `values`) ends the message of a write that failed in the block.
 
+    Without `overwrite` a file is only created, never replaced: one that another process made
+    after `check_outputs` makes the block fail as a whole. With `exclusive` the block holds
+    `root` (which needs it) from start to end, and a second such block on it refuses at once.
+    Temporary files that killed processes left in the folders the block writes are removed.
+
     Inside another block it joins that one: its files appear when the outer block ends, so a
     job made of several commands' outputs (`fmtool report`) is all or nothing as a whole.
     """
     if _STAGING.get() is not None:
         yield
         return
-    staging = _Staging(root, advice, values)
+    staging = _Staging(root, advice, values, overwrite)
     token = _STAGING.set(staging)
+    held: int | None = None
     try:
+        if exclusive and root is not None:
+            try:
+                held = staging.lock(root)
+            except OSError as exc:
+                raise write_failure(root, exc, "", advice, *values) from exc
         yield
         staging.commit()
     except BaseException:
@@ -227,6 +323,8 @@ def all_or_nothing(root: Path | None = None, advice: str = DEFAULT_ADVICE,
         raise
     finally:
         _STAGING.reset(token)
+        if held is not None:
+            os.close(held)
 
 
 def _refuse_links_below(root: Path, path: Path) -> None:

@@ -12,14 +12,13 @@ import fcntl
 import json
 import os
 import re
-import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
 from fmtool.engine import io
 from fmtool.engine.bundled import BUILTIN, bundled_checkpoint, is_bundled
-from fmtool.engine.paths import data_dir, runs_dir
+from fmtool.engine.paths import data_dir, runs_dir, what_is
 from fmtool.errors import Option, UserError
 
 RUN_KINDS = ("cnn", "vae")
@@ -80,7 +79,7 @@ def resolve_checkpoint(path: Path | None, kind: str) -> Path:
     elif path.is_file():
         return path
     elif path.exists():
-        raise UserError(f"checkpoint {path} is not a regular file (it is {_file_kind(path)}); "
+        raise UserError(f"checkpoint {path} is not a regular file (it is {what_is(path)}); "
                         "give a .pt file or a run folder")
     elif path.is_symlink():
         raise UserError(f"checkpoint {path} is a broken symbolic link (to {os.readlink(path)}); "
@@ -99,6 +98,10 @@ def choose_checkpoint(path: Path | None, kind: str) -> tuple[Path, str | None]:
     `builtin` names the model that ships with fmtool; without a path: the latest run of `kind`,
     else the bundled model, else the error that says to train one."""
     if path is not None and path.as_posix() == BUILTIN:
+        if os.path.lexists(BUILTIN):  # the command line gives ./builtin and builtin alike
+            raise UserError(f"{BUILTIN} names the bundled model, but there is also ./{BUILTIN} "
+                            f"here; give ./{BUILTIN}/{BEST_CHECKPOINT} for the local one, or run "
+                            "from another folder for the bundled one")
         bundled = bundled_checkpoint(kind)
         if bundled is None:
             raise UserError(f"this fmtool ships no bundled {kind.upper()} model; give a checkpoint "
@@ -111,13 +114,6 @@ def choose_checkpoint(path: Path | None, kind: str) -> tuple[Path, str | None]:
     if path is None:
         return resolve_checkpoint(None, kind), f"the latest {kind.upper()} run"
     return resolve_checkpoint(path, kind), None
-
-
-def _file_kind(path: Path) -> str:
-    mode = path.stat().st_mode
-    kinds = [(stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
-    return next((name for test, name in kinds if test(mode)), "neither a file nor a folder")
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -159,8 +155,12 @@ def training_run_dir(kind: str, name: str | None, resume: bool) -> Path:
 
 
 @contextlib.contextmanager
-def run_lock(folder: Path) -> Iterator[None]:
-    """One training process per run folder: a second one refuses instead of interleaving."""
+def run_lock(folder: Path, new: bool = False) -> Iterator[None]:
+    """One training process per run folder: a second one refuses instead of interleaving.
+
+    With `new` (a run that starts rather than resumes) the name is checked again once the lock
+    is held: a run of the same name that finished between `training_run_dir`'s check and now
+    is refused, never replaced (the lock is held from this check to the end of training)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -173,6 +173,10 @@ def run_lock(folder: Path) -> Iterator[None]:
         except BlockingIOError as exc:
             raise UserError("run {} is being trained by another process; wait for it or choose "
                             "another {}", folder.name, Option("name")) from exc
+        if new and (folder / LAST_CHECKPOINT).exists():
+            raise UserError("run {} already exists (another process made it just now); add {} "
+                            "to continue it, or choose another {}", folder.name, Option("resume"),
+                            Option("name"))
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield

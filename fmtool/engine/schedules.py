@@ -40,7 +40,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe,
         # OneCycleLR divides by (warm-up batches - 1), and by the batches after the warm-up: a
         # warm-up of exactly one batch, or of all of them (1.0, refused by the recipe), would
         # divide by zero. One batch is nudged to a hair more, which changes no learning rate.
-        pct = recipe.warmup or 0.3
+        # No warm-up (0) is taken as given: the cycle starts at its peak and comes down.
+        pct = recipe.warmup
         while float(pct * total) - 1 == 0 and total > 1:
             pct = math.nextafter(pct, 1.0)
         while float(pct * total) - 1 == total - 1:  # a warm-up a hair below 1, many batches

@@ -32,6 +32,7 @@ from torch import nn
 from fmtool.engine import distributed, graphs, schedules
 from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, weights_problem
 from fmtool.engine.feedback import SILENT, Feedback
+from fmtool.engine.interrupt import StopRequest
 from fmtool.engine.recipe import Recipe
 from fmtool.engine.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, run_lock, write_metrics, write_run_info
 from fmtool.errors import Option, UserError
@@ -91,40 +92,14 @@ class TrainState:
     elapsed: float = 0.0
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; what `kill`, `timeout` and schedulers send
-
-
-class _StopFlag:
+class _StopFlag(StopRequest):
     """The first Ctrl-C or SIGTERM asks the loop to stop at the next batch boundary and save a
-    resumable checkpoint; a second one aborts at once (Ctrl-C: KeyboardInterrupt; SIGTERM:
-    the process exits with 143 without saving)."""
+    resumable checkpoint; a second one aborts at once without saving (`Interrupted`: the
+    command exits 130 or 143)."""
 
     def __init__(self, feedback: Feedback) -> None:
-        self.requested = False
-        self.signal: int = signal.SIGINT
-        self.feedback = feedback
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "_StopFlag":
-        if _in_main_thread():
-            for signum in STOP_SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        self._previous = {}
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            if signum == signal.SIGTERM:
-                raise SystemExit(128 + signal.SIGTERM)
-            raise KeyboardInterrupt
-        self.requested, self.signal = True, signum
-        what = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        self.feedback.note(f"{what}: stopping after this batch and saving a resumable checkpoint "
-                           "(Ctrl-C again to abort without saving)")
+        super().__init__(feedback, "after this batch and saving a resumable checkpoint",
+                         "Ctrl-C again to abort without saving")
 
 
 @torch.no_grad()
@@ -134,12 +109,6 @@ def _all_finite(model: nn.Module) -> bool:
     if not tensors:
         return True
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
@@ -192,6 +161,7 @@ class Trainer:
         self._eager_view = distributed.wrap(self.model, self.device)
         self._stepped_view = _compiled(self._eager_view) if self.compile else self._eager_view
         self.main = distributed.is_main()
+        self.resumed = False  # a new run claims its folder; a resumed one continues it
         self.optimizer = schedules.make_optimizer(self.model, self.recipe,
                                                   fused=schedules.fused_optimizer(self.device))
         steps = len(distributed.shard_batches(list(self.task.batches(0)), self.recipe.batch_size))
@@ -279,6 +249,7 @@ class Trainer:
             raise UserError(f"{path} holds damaged training state ({reason or type(exc).__name__}); "
                             "it cannot be resumed") from exc
         self.state = state
+        self.resumed = True
         if distributed.is_distributed():  # mid-epoch state is per rank; restart the epoch
             self.state.step, self.state.sums = 0, {}
 
@@ -346,7 +317,7 @@ class Trainer:
         single = not distributed.is_distributed()
         with contextlib.ExitStack() as stack:
             if self.main:
-                stack.enter_context(run_lock(self.run_dir))
+                stack.enter_context(run_lock(self.run_dir, new=not self.resumed))
                 run_info = {"kind": self.task.kind, "recipe": self.recipe.to_dict(),
                             "options": self.options}
                 write_run_info(self.run_dir, run_info)
@@ -371,7 +342,8 @@ class Trainer:
 
     def _interrupted(self) -> TrainingInterrupted:
         flag = getattr(self, "_flag", None)
-        return TrainingInterrupted(self.run_dir, flag.signal if flag is not None else signal.SIGINT)
+        signum = flag.signal if flag is not None else None
+        return TrainingInterrupted(self.run_dir, signum if signum is not None else signal.SIGINT)
 
     def train_step(self, batch: Any) -> None:
         """One optimiser step on one batch; its metric sums are added up on the device."""

@@ -15,8 +15,10 @@ def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classe
 
 
 def per_class_accuracy(matrix: torch.Tensor) -> list[float]:
-    totals = matrix.sum(1).clamp(min=1)
-    return (matrix.diag().float() / totals.float()).tolist()
+    """Each class's share of its images classified right; NaN for a class with no image (its
+    accuracy is undefined, not 0: shown as n/a, and as null in JSON)."""
+    totals = matrix.sum(1).float()
+    return (matrix.diag().float() / totals).tolist()
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:

@@ -8,12 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from fmtool.engine.io import DEFAULT_ADVICE, atomic_write  # noqa: E402
+from fmtool.engine.io import DEFAULT_ADVICE, atomic_write
+from fmtool.engine.mpl import plt
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 120, advice: str = DEFAULT_ADVICE,

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import threadpool_limits
 
-from fmtool.choices import Invert, UnknownChoice
-from fmtool.data.images import ImageReadError, open_image, short_reason, to_grayscale, to_rgb_array
+from fmtool.choices import Invert
+from fmtool.data.images import ImageReadError, prepared, read_image, to_grayscale, to_rgb_array
 from fmtool.photo.background import background_model, border_mask
 from fmtool.photo.composition import ITEM_SIDE, centred, item_picture, luminance_of, square_and_resize
 from fmtool.photo.segmentation import START_MARGIN, item_masks
@@ -91,21 +91,18 @@ def fashion_views(image: Image.Image | np.ndarray, invert: str = "auto", size: i
 def load_fashion_views(path: Path, invert: str = "auto", single: bool = False) -> np.ndarray:
     """The full path from a file on disk to its 28x28 uint8 views (`prepare_fashion_views`), or
     ImageReadError: whatever goes wrong with one file is that file's error, never the batch's."""
-    return prepare_fashion_views(open_image(path), invert, single)
+    return read_image(path, partial(_views, invert=invert, single=single))
 
 
 def prepare_fashion_views(image: Image.Image, invert: str = "auto",
                           single: bool = False) -> np.ndarray:
-    """A decoded picture's views (`fashion_views`; with `single` only the first), or
-    ImageReadError when it cannot be prepared."""
-    try:
-        return fashion_item(image, invert=invert)[None] if single else fashion_views(image, invert)
-    except MemoryError as exc:
-        raise ImageReadError("too large to prepare in the memory available") from exc
-    except (ValueError, TypeError, OSError, NotImplementedError, np.linalg.LinAlgError) as exc:
-        if isinstance(exc, UnknownChoice):
-            raise
-        raise ImageReadError(f"cannot be prepared ({type(exc).__name__}: {short_reason(exc)})") from exc
+    """A decoded picture's views, or ImageReadError when it cannot be prepared."""
+    return prepared(image, partial(_views, invert=invert, single=single))
+
+
+def _views(image: Image.Image, invert: str, single: bool) -> np.ndarray:
+    """`fashion_views`; with `single` only the first (`fashion_item`)."""
+    return fashion_item(image, invert=invert)[None] if single else fashion_views(image, invert)
 
 
 def load_many_fashion_views(paths: list[Path], invert: str = "auto", single: bool = False,

@@ -9,14 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
-
-from fmtool.metrics.plots import save_figure  # noqa: E402
-from fmtool.report.architecture import Unit  # noqa: E402
+from fmtool.engine.mpl import FancyArrowPatch, FancyBboxPatch, plt
+from fmtool.metrics.plots import save_figure
+from fmtool.report.architecture import Unit
 
 COLOURS = {"input": "#d9f0d3", "conv": "#c6dbef", "linear": "#fdd0a2", "pool": "#e0e0e0",
            "dropout": "#f7f7f7", "op": "#ffffff"}

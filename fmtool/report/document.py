@@ -2,7 +2,9 @@
 folder without a server) and report.md, both linking the figures by relative names.
 
 Every text that comes from data (class names, paths, recipe values) is escaped for the format
-it goes into. PDF figures cannot be shown inline by an <img>, so the HTML links them instead.
+it goes into, and its control characters (ESC, the bidirectional overrides, ...) as on the
+terminal (`engine.text.escape_controls`), so a name can neither hide nor reorder the text.
+PDF figures cannot be shown inline by an <img>, so the HTML links them instead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Sequence
 from urllib.parse import quote
 
 from fmtool.engine.io import write_text
+from fmtool.engine.text import escape_controls
 from fmtool.report.tables import Table
 
 STYLE = """body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
@@ -28,6 +31,11 @@ figure img { max-width: 100%; height: auto; border: 1px solid #e5e5e5; }
 figcaption, p.note { color: #444; max-width: 60em; }
 p.missing { color: #8a2d00; }"""
 NUMERIC = ' class="num"'
+
+
+def _text(text: str) -> str:
+    """Text safe inside HTML, its control characters shown as escapes."""
+    return html.escape(escape_controls(text))
 
 
 @dataclass
@@ -55,15 +63,15 @@ def _is_picture(name: str) -> bool:
 
 
 def _html_table(table: Table) -> str:
-    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in table.header)
+    head = "".join(f"<th>{_text(cell)}</th>" for cell in table.header)
     body = []
     for row in table.rows:
-        cells = "".join(f"<td{NUMERIC if i in table.numeric else ''}>{html.escape(cell)}</td>"
+        cells = "".join(f"<td{NUMERIC if i in table.numeric else ''}>{_text(cell)}</td>"
                         for i, cell in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
     parts = [f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"]
     if table.note:
-        parts.append(f'<p class="note">{html.escape(table.note)}</p>')
+        parts.append(f'<p class="note">{_text(table.note)}</p>')
     return "\n".join(parts)
 
 
@@ -72,38 +80,38 @@ def _html_item(item: Item) -> str:
     for name in item.files:
         if _is_picture(name):
             parts.append(f'<a href="{_link(name)}"><img src="{_link(name)}" '
-                         f'alt="{html.escape(item.label)}: {html.escape(item.title)}"></a>')
+                         f'alt="{_text(item.label)}: {_text(item.title)}"></a>')
     if item.table is not None:
         parts.append(_html_table(item.table))
-    caption = f"<b>{html.escape(item.label)}. {html.escape(item.title)}.</b> {html.escape(item.caption)}"
+    caption = f"<b>{_text(item.label)}. {_text(item.title)}.</b> {_text(item.caption)}"
     others = [name for name in item.files if not _is_picture(name)]
     if others:
-        caption += " Files: " + ", ".join(f'<a href="{_link(n)}">{html.escape(n)}</a>'
+        caption += " Files: " + ", ".join(f'<a href="{_link(n)}">{_text(n)}</a>'
                                           for n in others) + "."
     parts.append(f"<figcaption>{caption}</figcaption>")
     if item.missing:
-        parts.append(f'<p class="missing">Not drawn: {html.escape(item.missing)}</p>')
+        parts.append(f'<p class="missing">Not drawn: {_text(item.missing)}</p>')
     parts.append("</figure>")
     return "\n".join(parts)
 
 
 def to_html(title: str, intro: Sequence[str], tables: Sequence[Table],
             items: Sequence[Item]) -> str:
-    contents = "".join(f'<li><a href="#{item.anchor}">{html.escape(item.label)}: '
-                       f"{html.escape(item.title)}</a></li>" for item in items)
-    sections = "\n".join(f"<h3>{html.escape(t.title)}</h3>\n{_html_table(t)}" for t in tables)
-    paragraphs = "\n".join(f"<p>{html.escape(text)}</p>" for text in intro)
+    contents = "".join(f'<li><a href="#{item.anchor}">{_text(item.label)}: '
+                       f"{_text(item.title)}</a></li>" for item in items)
+    sections = "\n".join(f"<h3>{_text(t.title)}</h3>\n{_html_table(t)}" for t in tables)
+    paragraphs = "\n".join(f"<p>{_text(text)}</p>" for text in intro)
     body = "\n".join(_html_item(item) for item in items)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{html.escape(title)}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n{paragraphs}\n<ul>{contents}</ul>\n"
+            f"<title>{_text(title)}</title>\n<style>\n{STYLE}\n</style>\n</head>\n<body>\n"
+            f"<h1>{_text(title)}</h1>\n{paragraphs}\n<ul>{contents}</ul>\n"
             f"<h2>Numbers</h2>\n{sections}\n<h2>Figures and tables</h2>\n{body}\n"
             "</body>\n</html>\n")
 
 
 def _md(text: str) -> str:
     """Text safe inside a Markdown paragraph or table cell."""
-    out = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    out = escape_controls(text.replace("\n", " ")).replace("\\", "\\\\").replace("|", "\\|")
     for char in "*_`[]<>#":
         out = out.replace(char, "\\" + char)
     return out

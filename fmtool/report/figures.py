@@ -9,13 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fmtool.metrics.plots import save_figure  # noqa: E402
+from fmtool.engine.mpl import plt
+from fmtool.metrics.plots import save_figure
 
 GAP = 2  # pixels between images
 

@@ -22,6 +22,7 @@ import torch
 
 from fmtool.cnn.inference import load_classifier
 from fmtool.cnn.recipes import PAPER as TABLE1
+from fmtool.data.faces import resolve_faces_dir
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import all_or_nothing, check_outputs
 from fmtool.errors import Option
@@ -30,6 +31,7 @@ from fmtool.report.cnn_figures import cnn_figures
 from fmtool.report.document import write_documents
 from fmtool.report.study_folder import Study, output_names
 from fmtool.report.vae_figures import fusion_figures, reconstructions, vae_structure
+from fmtool.vae.fuse import read_pairs
 from fmtool.vae.inference import load_vae
 from fmtool.vae.recipes import PAPER as TABLE3
 
@@ -43,11 +45,17 @@ def build_study(cnn_path: Path, vae_path: Path, out: Path, fmt: str, seed: int,
     """Writes the study into `out` (see the module docstring); returns what it measured and the
     files it wrote."""
     start = time.perf_counter()
-    check_outputs([out / name for name in output_names(fmt).values()], out, force)
+    planned = [out / name for name in output_names(fmt).values()]
+    check_outputs(planned, out, force)
+    if pairs is not None:  # a pairs file that cannot be used fails now, not after the CNN's half
+        read_pairs(pairs, resolve_faces_dir(faces_dir, feedback, option="faces_dir"))
     cnn, cnn_config, cnn_meta = load_classifier(cnn_path, device)
     vae, vae_config, vae_meta = load_vae(vae_path, device)
     study = Study(out, fmt, seed, device, feedback)
-    with all_or_nothing(out, ADVICE, Option("out")), study.progress():
+    # `out` is held from here to the end and checked again once held (see engine.io).
+    with all_or_nothing(out, ADVICE, Option("out"), overwrite=force, exclusive=True), \
+            study.progress():
+        check_outputs(planned, out, force)
         evaluation, scores = cnn_figures(study, cnn, cnn_config, cnn_meta, cnn_path, data_dir)
         vae_structure(study, vae, vae_config)
         faces = reconstructions(study, vae, vae_config, vae_meta, vae_path, faces_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from fmtool.engine.text import number_or_na
 from fmtool.report import published
 
 NONE = "none recorded"
@@ -70,7 +71,7 @@ def headline(evaluation: dict[str, Any], faces: dict[str, Any] | None) -> Table:
 
 
 def per_class(evaluation: dict[str, Any]) -> Table:
-    rows = [[name, NONE, f"{value:.3f}"]
+    rows = [[name, NONE, number_or_na(value)]
             for name, value in evaluation["per_class_accuracy"].items()]
     return Table("Test accuracy per class", ["class", "the report", "fmtool"], rows,
                  "As fmtool eval prints it: the share of each class's test images classified "

@@ -25,13 +25,15 @@ from typing import Any, Sequence
 import torch
 
 from fmtool.choices import FusionMethod
-from fmtool.data.faces import ENV_DIR, decode_faces, is_image_name, list_images, subset_of, to_unit
+from fmtool.data.faces import ENV_DIR, decode_faces, subset_of, to_unit
+from fmtool.data.inputs import is_image_name, list_images
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import all_or_nothing, check_outputs
+from fmtool.engine.paths import folder_problem, what_is
 from fmtool.errors import Option, UserError
 from fmtool.models.vae import FaceVAE
 from fmtool.vae.config import VAEConfig
-from fmtool.vae.figures import save_grid, save_png
+from fmtool.vae.figures import image_format, save_grid, save_png
 from fmtool.vae.inference import decode, encode
 
 GROUP_SEED = 0
@@ -125,7 +127,7 @@ def _names_root(spec: Path, data_dir: Path | None) -> Path:
         data_dir = Path(os.environ[ENV_DIR]).expanduser()
     root = data_dir or spec.parent
     if not root.is_dir():
-        raise UserError(f"faces folder {root} does not exist")
+        raise UserError(f"faces folder {root} {folder_problem(root)}")
     return root
 
 
@@ -143,7 +145,9 @@ def read_pairs(spec: Path, data_dir: Path | None,
     """The pairs of a text file, `A.jpg B.jpg` per line, names found as in a group list (see
     `group_files`). A pair with a name not found is left out with a note; none left is an error."""
     if not spec.is_file():
-        raise UserError(f"pairs file {spec} does not exist; give a text file of `A.jpg B.jpg` lines")
+        kind = what_is(spec)
+        problem = "does not exist" if kind == "missing" else f"is {kind}, not a regular file"
+        raise UserError(f"pairs file {spec} {problem}; give a text file of `A.jpg B.jpg` lines")
     lines = _list_lines(spec, "image pairs")
     root = _names_root(spec, data_dir)
     index = _faces_index(root)
@@ -177,10 +181,11 @@ def group_files(spec: Path, data_dir: Path | None, limit: int | None,
         root = _names_root(spec, data_dir)
         names = [line.strip() for line in _list_lines(spec, "image names")]
         index = _faces_index(root)
-        files = sorted({index[Path(n).name] for n in names if Path(n).name in index})
-        missing = len(set(names)) - len(files)
-        if missing:
-            feedback.note(f"{spec.name}: {missing} of {len(set(names))} names not found under {root}")
+        wanted = {Path(n).name for n in names}  # names are looked up by file name alone
+        files = sorted(index[name] for name in wanted if name in index)
+        if len(files) < len(wanted):
+            feedback.note(f"{spec.name}: {len(wanted) - len(files)} of {len(wanted)} names not "
+                          f"found under {root}")
     else:
         raise UserError(f"{spec} must be a folder of images or a text file of image file names")
     if not files:
@@ -240,6 +245,7 @@ def check_output(out: Path, frames: int, force: bool = False) -> tuple[Path, lis
     """The strip and frame paths, refused before any work if they exist (without `force`) or
     cannot be written: a file where the frames' folder goes, a symbolic link in the way."""
     strip, paths = output_paths(out, frames)
+    image_format(strip)
     check_outputs([strip, *paths], strip.parent, force)
     return strip, paths
 
@@ -258,7 +264,8 @@ def save_stacked(fusions: Sequence[Fusion], path: Path) -> Path:
 def write_pairs(fusions: Sequence[Fusion], out: Path, force: bool = False) -> dict[str, Any]:
     """`fuse --pairs`: the stacked strips as one image (no frames), refused if it exists."""
     strip, _ = check_output(out, 0, force)
-    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out")):
+    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out"),
+                        overwrite=force):
         save_stacked(fusions, strip)
     return {"mode": "pairs", "method": fusions[0].info["method"],
             "pairs": [{"a": f.info["a"], "b": f.info["b"]} for f in fusions],
@@ -269,7 +276,8 @@ def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, An
     """Writes the strip (left original, frames, right original) and each frame: all or none."""
     strip, frames = check_output(out, len(fusion.frames), force)
     row = _strip(fusion)
-    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out")):
+    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out"),
+                        overwrite=force):
         save_grid(row, strip, columns=len(row))
         for image, path in zip(fusion.frames, frames):
             save_png(image, path)

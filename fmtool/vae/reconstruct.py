@@ -32,13 +32,15 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from fmtool.data.faces import decode_faces, list_images, to_unit
+from fmtool.data.faces import decode_faces, to_unit
+from fmtool.data.inputs import folder_images
 from fmtool.engine.feedback import SILENT, Feedback
+from fmtool.engine.interrupt import stop_at_boundaries
 from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
 from fmtool.errors import Option, UserError
 from fmtool.metrics import image as image_metrics
@@ -74,17 +76,9 @@ def _is_output(path: Path, out: Path) -> bool:
 def input_files(folder: Path, recursive: bool, out: Path) -> list[Path]:
     """Image files in `folder` (sub-folders with `recursive`), leaving out reconstruct's own
     outputs in `out` (which may be `folder` itself, or inside it)."""
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder; give a folder of face images")
-    found = list_images(folder, recursive)
-    files = [f for f in found if not _is_output(f, out)]
-    if not files:
-        hint = "" if recursive else " (add -r to search sub-folders)"
-        if found:
-            hint = (f" other than {len(found)} earlier outputs of reconstruct in {out} "
-                    "(its images/ and grids), which are not read as inputs")
-        raise UserError(f"no images found in {folder}{hint}")
-    return files
+    return folder_images(folder, recursive, lambda f: _is_output(f, out),
+                         f"earlier outputs of reconstruct in {out} (its images/ and grids), "
+                         "which are not read as inputs")
 
 
 def _key(name: Path) -> str:
@@ -123,12 +117,20 @@ def _grid_names(count: int) -> list[tuple[str, str]]:
             for i in range(1, math.ceil(count / GRID_PAIRS) + 1)]
 
 
+def _first_failure(failures: Sequence[tuple[Path, str]]) -> str:
+    path, reason = failures[0]
+    return f"{path.name}: {reason}"
+
+
 def _readable_batches(files: Sequence[Path], size: int, crop: Sequence[int],
-                      failures: list[tuple[Path, str]]) -> Iterator[_Batch]:
-    """Full batches of GRID_PAIRS readable faces (the last may be smaller); failures collected."""
+                      failures: list[tuple[Path, str]],
+                      check: Callable[[], None] = lambda: None) -> Iterator[_Batch]:
+    """Full batches of GRID_PAIRS readable faces (the last may be smaller); failures collected.
+    `check` runs after each chunk is decoded (a stop asked for ends the work there)."""
     pending_files: list[Path] = []
     pending: list[torch.Tensor] = []
     for start in range(0, len(files), GRID_PAIRS):
+        check()
         chunk = files[start:start + GRID_PAIRS]
         images, ok, failed = decode_faces(chunk, size, crop)
         failures.extend(failed)
@@ -173,15 +175,21 @@ def reconstruct_folder(folder: Path, model: FaceVAE, config: VAEConfig, checkpoi
     rows: list[dict[str, Any]] = []
     failures: list[tuple[Path, str]] = []
     written_grids: list[str] = []
-    # All or nothing: the files appear when the block ends, or none does (see engine.io).
-    with all_or_nothing(out, "free some space or choose another {}", Option("out")), \
+    # All or nothing: the files appear when the block ends, or none does (see engine.io); `out`
+    # is held until then, and checked again once held, so a second reconstruct into it refuses.
+    # Ctrl-C or SIGTERM stops at the next file or batch, leaving `out` as it was.
+    with stop_at_boundaries(feedback) as stop, \
+            all_or_nothing(out, "free some space or choose another {}", Option("out"),
+                           overwrite=force, exclusive=True), \
             feedback.progress(transient=True) as bars:
+        check_outputs(planned, out, force)
         bar = bars.add_task("reconstructing", total=len(files), status="")
-        for index, batch in enumerate(_readable_batches(files, size, crop, failures)):
+        for index, batch in enumerate(_readable_batches(files, size, crop, failures, stop.check)):
             originals = to_unit(batch.images)
             recons = reconstruct(model, batch.images, device, sample, generator)
             metrics = face_metrics(recons, originals)
             for i, file in enumerate(batch.files):
+                stop.check()  # each file is synced to disk: a batch of them takes a while
                 save_png(recons[i], out / targets[file])
                 rows.append({"file": _csv_name(file.relative_to(folder)),
                              "output": _csv_name(targets[file]),
@@ -191,6 +199,10 @@ def reconstruct_folder(folder: Path, model: FaceVAE, config: VAEConfig, checkpoi
             save_grid(alternating(originals, recons), out / alt_name, columns=16)
             written_grids += [str(out / side_name), str(out / alt_name)]
             bars.update(bar, completed=min(len(files), len(rows) + len(failures)))
+            stop.check()
+        if not rows:
+            raise UserError(f"none of the {len(files)} images in {folder} could be read "
+                            f"(first: {_first_failure(failures)}); nothing was written")
         table = io.StringIO(newline="")
         writer = csv.DictWriter(table, fieldnames=COLUMNS)
         writer.writeheader()
