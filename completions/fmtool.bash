@@ -18,7 +18,7 @@ _fmtool_options() {
         '') echo --version --install-completion --show-completion --help -h ;;
         'info') echo --json --help -h ;;
         'eval') echo --json --limit --device --precision --data-dir --out -o --force --help -h ;;
-        'classify') echo --checkpoint --top-k -k --invert --save-input --single-view --force --json --device --help -h ;;
+        'classify') echo --recursive -r --null -0 --checkpoint --top-k -k --invert --save-input --single-view --force --json --device --help -h ;;
         'project') echo --layer -l --method --per-class --seed --thumbnails --no-thumbnails --out -o --checkpoint --force --list-layers --json --device --data-dir --help -h ;;
         'reconstruct') echo --out -o --checkpoint --recursive -r --sample --seed --force --json --device --help -h ;;
         'fuse') echo --steps --method --out -o --group-a --group-b --strength --group-limit --pairs --data-dir --checkpoint --force --json --device --help -h ;;
@@ -146,7 +146,7 @@ _fmtool_option_value() {
 _fmtool_arguments() {
     case "$1" in
         'eval') echo @file ;;
-        'classify') echo @file ;;
+        'classify') echo @choice ;;
         'reconstruct') echo @dir ;;
         'fuse') echo @file ;;
         'export') echo @file ;;

@@ -51,6 +51,8 @@ complete -c fmtool -n '__fmtool_is eval' -l out -s o -x -a '(__fish_complete_dir
 complete -c fmtool -n '__fmtool_is eval' -l force -d 'Overwrite files that already exist in the output.'
 complete -c fmtool -n '__fmtool_is eval' -l help -s h -d 'Show this message and exit.'
 complete -c fmtool -n '__fmtool_is eval' -F
+complete -c fmtool -n '__fmtool_is classify' -l recursive -s r -d 'Also read the images in the folders\' sub-folders.'
+complete -c fmtool -n '__fmtool_is classify' -l null -s 0 -d 'With -: the paths on standard input are separated by NUL bytes, as find -print0 writes them (names with newlines survive); else one a line.'
 complete -c fmtool -n '__fmtool_is classify' -l checkpoint -r -F -d 'A .pt file or run folder, or builtin (the model that ships with fmtool); default: the latest CNN run, else the bundled model.'
 complete -c fmtool -n '__fmtool_is classify' -l top-k -s k -x -d 'How many labels to print per image.'
 complete -c fmtool -n '__fmtool_is classify' -l invert -x -a 'auto always never' -d 'Is the item darker than its background (always) or lighter (never)? auto decides per photo. Either way the model gets it light on black, as in Fashion-MNIST.'
@@ -60,7 +62,6 @@ complete -c fmtool -n '__fmtool_is classify' -l force -d 'Overwrite files of the
 complete -c fmtool -n '__fmtool_is classify' -l json -d 'Print machine-readable JSON on stdout only.'
 complete -c fmtool -n '__fmtool_is classify' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'
 complete -c fmtool -n '__fmtool_is classify' -l help -s h -d 'Show this message and exit.'
-complete -c fmtool -n '__fmtool_is classify' -F
 complete -c fmtool -n '__fmtool_is project' -l layer -s l -x -d 'Layer(s) to project, comma-separated, one panel each: conv1..conv9, linear1, output, or all.'
 complete -c fmtool -n '__fmtool_is project' -l method -x -a 'tsne pca' -d 'tsne (neighbourhoods; slower) or pca (the two directions of largest variance).'
 complete -c fmtool -n '__fmtool_is project' -l per-class -x -d 'Test images per class (the report: 50; Fashion-MNIST\'s test set has 1000 of each; 1<=x<=1000).'

@@ -140,7 +140,9 @@ def _print_eval_report(report: dict[str, Any]) -> None:
 
 
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Image files (any format and size Pillow reads).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any format and size Pillow reads), folders of them, or - to read the paths from standard input.", metavar="IMAGE|DIR|-...")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also read the images in the folders' sub-folders.")] = False,
+    null: Annotated[bool, typer.Option("--null", "-0", help="With -: the paths on standard input are separated by NUL bytes, as find -print0 writes them (names with newlines survive); else one a line.")] = False,
     checkpoint: CheckpointOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to print per image.", min=1, max=10)] = 1,
     invert: Annotated[Invert, choice(Invert, "invert", "Is the item darker than its background (always) or lighter (never)? auto decides per photo. Either way the model gets it light on black, as in Fashion-MNIST.")] = Invert.auto,
@@ -152,7 +154,7 @@ def classify(
 ) -> None:
     """Classify images with a CNN checkpoint: one line per image, path<TAB>label<TAB>probability.
 
-    Unreadable files get a one-line error on stderr; the others are still classified, and the exit code is 1 if any failed.
+    A folder gives its image files (by extension; hidden ones left out) in sorted order, its sub-folders' too with -r; - reads paths from standard input, one a line or NUL-separated with -0 (find shop -name '*.jpg' -print0 | fmtool classify -0 -). Unreadable files get a one-line error on stderr; the others are still classified, and the exit code is 1 if any failed.
 
     Photos are prepared as Fashion-MNIST prepared its product shots: the background (modelled from the picture's border, so uneven light and shadows go too) is removed, the item is found and trimmed, its longest side scaled to 28 pixels, centred on black, light on dark. Where the search for the item starts and how far its box reaches are each guessed three ways, and the model's answers over the nine pictures are averaged (--single-view: one picture). --save-input shows what the model sees (the first picture).
 
@@ -160,9 +162,10 @@ def classify(
     """
     from fmtool.api import CNN
 
+    files = _image_files(images, recursive, null)
     cnn = CNN.load(checkpoint_to_use(checkpoint, "cnn"), device=str(device),
                    feedback=output.TERMINAL)
-    results = cnn.classify(images, top_k, invert=str(invert), single_view=single_view,
+    results = cnn.classify(files, top_k, invert=str(invert), single_view=single_view,
                            save_input=save_input, force=force)
     for result in results:
         if result.error is not None:
@@ -176,6 +179,23 @@ def classify(
         output.print_json([result.to_dict() for result in results])
     if any(result.error is not None for result in results):
         raise typer.Exit(1)
+
+
+def _image_files(arguments: list[Path], recursive: bool, null: bool) -> list[Path]:
+    """The files classify reads: each argument as a file, a folder's images, or (for -) the
+    paths standard input lists."""
+    from fmtool.data.inputs import image_paths, read_path_list
+    from fmtool.errors import UserError
+
+    stdin = [argument for argument in arguments if argument.as_posix() == "-"]
+    if len(stdin) > 1:
+        raise UserError("- (standard input) can be given once")
+    if null and not stdin:
+        raise UserError("--null (-0) reads NUL-separated paths from standard input; give - too")
+    paths: list[Path] = []
+    for argument in arguments:
+        paths += read_path_list(sys.stdin.buffer, null) if argument.as_posix() == "-" else [argument]
+    return image_paths(paths, recursive)
 
 
 def project(
