@@ -146,7 +146,7 @@ _fmtool_option_value() {
 _fmtool_arguments() {
     case "$1" in
         'eval') echo @file ;;
-        'classify') echo @choice ;;
+        'classify') echo @file ;;
         'reconstruct') echo @dir ;;
         'fuse') echo @file ;;
         'export') echo @file ;;
