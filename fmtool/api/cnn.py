@@ -94,9 +94,14 @@ class CNN(TrainedModel):
             from fmtool.engine.device import choose_precision
 
             run = plan.options
-            return CNNTask(load_fashion_mnist(folder), plan.recipe, chosen, limit=run.limit,
+            task = CNNTask(load_fashion_mnist(folder), plan.recipe, chosen, limit=run.limit,
                            test_limit=run.test_limit,  # type: ignore[attr-defined]
                            precision=choose_precision(run.precision, chosen))
+            if task.val_size != plan.recipe.val_size:  # a substitution is said, never silent
+                feedback.note(f"val_size {plan.recipe.val_size} is more than a tenth of the "
+                              f"{len(task.train_x) + task.val_size:,} training images: "
+                              f"{task.val_size:,} are held out to pick the best epoch")
+            return task
 
         run_training(plan, str(device), build_task, feedback, deadline)
         return cls.load(plan.folder, device=device, feedback=feedback)

@@ -52,10 +52,14 @@ def folder_images(folder: Path, recursive: bool, leave_out: Callable[[Path], boo
 def image_paths(paths: Sequence[Path], recursive: bool) -> list[Path]:
     """The files to read for `paths`, in the order given: a folder as its images (sorted; its
     sub-folders' too with `recursive`), anything else as it is (a missing or unreadable file is
-    the reading command's to report, file by file)."""
+    the reading command's to report, file by file). A folder without images stays as itself,
+    for the reader to report as that input's error, unless nothing else is given: then it is
+    a UserError that says why."""
+    if len(paths) == 1 and paths[0].is_dir():
+        return folder_images(paths[0], recursive)
     files: list[Path] = []
     for path in paths:
-        files += folder_images(path, recursive) if path.is_dir() else [path]
+        files += (list_images(path, recursive) or [path]) if path.is_dir() else [path]
     return files
 
 

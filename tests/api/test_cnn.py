@@ -155,6 +155,12 @@ def test_train_makes_the_run_train_cnn_makes_resumes_it_and_reports_progress(tin
     assert json.loads((run_dir / "run.json").read_text())["options"]["limit"] == 64
     notes = [text for text, done, total in heard if done is None]
     assert notes[0].startswith("fmtool train cnn: run api") and notes[1].startswith("recipe paper:")
+    assert not any(note.startswith("val_size") for note in notes)  # val_size 0: nothing held out
+    held = []
+    CNN.train("paper", epochs=1, data_dir=tiny_fashion, name="held", limit=64,
+              feedback=lambda *event: held.append(event), **{**TINY_TRAINING, "val_size": 5000})
+    assert ("val_size 5000 is more than a tenth of the 64 training images: 6 are held out to "
+            "pick the best epoch", None, None) in held
     assert ("epochs", 1, 1) in heard  # the epochs bar, full
     resumed = CNN.train(name="api", resume=True, epochs=2, data_dir=tiny_fashion, device="cpu")
     assert resumed.meta["epoch"] in (1, 2) and len(resumed.meta["recipe"]) > 0
