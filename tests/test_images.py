@@ -80,3 +80,25 @@ def test_truncated_png_and_missing_paths_are_refused(tmp_path: Path):
         open_image(tmp_path / "absent.png")
     with pytest.raises(ImageReadError, match="directory"):
         open_image(tmp_path)
+
+
+def test_libtiffs_own_lines_never_reach_stderr(tmp_path: Path):
+    """A damaged LZW TIFF makes the libtiff inside Pillow print its own error ("Using code not
+    yet in table.") besides the one Pillow raises; only fmtool's line for the file remains."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
+    picture.save(tmp_path / "whole.tif", compression="tiff_lzw")
+    data = bytearray((tmp_path / "whole.tif").read_bytes())
+    data[16:len(data) // 2] = b"\xff" * (len(data) // 2 - 16)  # the strip, not the header
+    (tmp_path / "damaged.tif").write_bytes(bytes(data))
+    env = {**os.environ, "FMTOOL_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "fmtool", "classify", str(tmp_path / "damaged.tif"),
+                           "--checkpoint", "builtin"], capture_output=True, text=True, env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[1:] == [f"error: {tmp_path / 'damaged.tif'}: damaged or "
+                                            "truncated image (decoder error -2)"], done.stderr

@@ -5,6 +5,7 @@ fmtool.data.faces."""
 
 from __future__ import annotations
 
+import ctypes
 import io
 import struct
 import warnings
@@ -30,6 +31,36 @@ def short_reason(exc: BaseException) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def quiet_libtiff() -> None:
+    """Turns off the error and warning printers of the libtiff inside Pillow, once per process.
+
+    libtiff writes its own lines straight to the process's stderr ("tempfile.tif: Using code
+    not yet in table.") besides the error Pillow raises, which fmtool already reports as that
+    file's one line. Its handlers are reached through the library Pillow loaded, as the
+    process's memory map names it (Linux); elsewhere the lines stay."""
+    global _libtiff_quiet
+    if _libtiff_quiet:
+        return
+    _libtiff_quiet = True
+    try:
+        with open("/proc/self/maps") as maps:
+            libraries = {line.split()[-1] for line in maps
+                         if line.rstrip().rsplit("/", 1)[-1].startswith("libtiff")}
+    except OSError:
+        return
+    for library in libraries:
+        try:
+            handle = ctypes.CDLL(library)
+            handle.TIFFSetErrorHandler.restype = handle.TIFFSetWarningHandler.restype = ctypes.c_void_p
+            handle.TIFFSetErrorHandler(None)
+            handle.TIFFSetWarningHandler(None)
+        except (OSError, AttributeError):
+            continue
+
+
+_libtiff_quiet = False
+
+
 def open_image(path: Path) -> Image.Image:
     """Fully decodes `path` (first frame, EXIF orientation applied) or raises ImageReadError.
 
@@ -37,6 +68,7 @@ def open_image(path: Path) -> Image.Image:
     header before any pixel is decoded, and only regular files are opened (a FIFO would block).
     Pillow's warnings (corrupt EXIF, odd palettes) are silenced so stderr keeps one line a file.
     """
+    quiet_libtiff()
     if path.is_dir():
         raise ImageReadError("is a directory, not an image file")
     if not path.exists():
