@@ -15,7 +15,8 @@ Two variants of the same topology (`variant`):
 Both:
 - The third dropout sits between linear1 and the output layer (Blocks 1 and 2 hold the other two).
 - Padding keeps the spatial size in every convolution ("same"), so only max-pooling halves it:
-  32 -> 16 -> 8 -> 4.
+  32 -> 16 -> 8 -> 4 (the report's upsampled input), or 28 -> 14 -> 7 -> 4 for Fashion-MNIST's
+  own size: pooling rounds an odd side up, so no row of conv9's output is dropped.
 - `width` scales every layer's channel count and keeps the topology (1.0 is the report's model).
 Each named layer (conv1..conv9, linear1, output) is one module whose output is what that layer
 "learns" after its BatchNorm and activation, so a forward hook on it captures the features.
@@ -49,6 +50,14 @@ class ConvUnit(nn.Sequential):
         super().__init__(*layers)
 
 
+def pooled_side(image_size: int) -> int:
+    """The side of conv9's pooled output: three halvings, each rounding up."""
+    side = image_size
+    for _ in range(3):
+        side = -(-side // 2)
+    return side
+
+
 def _scaled(channels: int, width: float) -> int:
     return max(1, round(channels * width))
 
@@ -61,8 +70,8 @@ class FashionCNN(nn.Module):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if image_size % 8:
-            raise ValueError(f"image_size must be a multiple of 8, got {image_size}")
+        if image_size % 4 or image_size < 8:
+            raise ValueError(f"image_size must be a multiple of 4 from 8, got {image_size}")
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
         self.variant = variant
@@ -76,22 +85,22 @@ class FashionCNN(nn.Module):
         # Block 1: [1,32,32] -> [64,16,16]
         self.conv1 = unit(in_channels, c32, 3, activate=True)
         self.conv2 = unit(c32, c64, 3, activate=True)
-        self.pool1 = nn.MaxPool2d(2)
+        self.pool1 = nn.MaxPool2d(2, ceil_mode=True)
         self.drop1 = nn.Dropout(dropout)
         # Block 2: two branches of 128 channels, concatenated -> [256,16,16] -> [256,8,8]
         self.conv3 = unit(c64, c128, 3, activate=False)
         self.conv4 = unit(c128, c128, 3, activate=True)
         self.conv5 = unit(c64, c128, 1, activate=False)
         self.conv6 = unit(c128, c128, 5, activate=True)
-        self.pool2 = nn.MaxPool2d(2)
+        self.pool2 = nn.MaxPool2d(2, ceil_mode=True)
         self.drop2 = nn.Dropout(dropout)
         # Block 3: [256,8,8] -> [512,4,4]
         self.conv7 = unit(c256, c512, 1, activate=False)
         self.conv8 = unit(c512, c512, 3, activate=True)
         self.conv9 = unit(c512, c512, 3, activate=True)
-        self.pool3 = nn.MaxPool2d(2)
+        self.pool3 = nn.MaxPool2d(2, ceil_mode=True)
         # Classifier: flatten 512*4*4 = 8192 -> 512 -> classes
-        side = image_size // 8
+        side = pooled_side(image_size)
         self.linear1 = nn.Sequential(nn.Linear(c512 * side * side, c512), nn.ReLU())
         self.drop3 = nn.Dropout(CODE_OUTPUT_DROPOUT if code else dropout)
         self.output = nn.Linear(c512, num_classes)
