@@ -25,8 +25,8 @@ _fmtool_options() {
         'report') echo --cnn --vae --out -o --format --seed --pairs --data-dir --faces-dir --force --json --device --help -h ;;
         'export') echo --format -f --out -o --model -m --force --json --help -h ;;
         'train') echo --help -h ;;
-        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --variant --width --val-size --limit --test-limit --device --precision --compile --cuda-graph --data-dir --name --resume --no-resume --help -h ;;
-        'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
+        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --evaluate-last --seed --image-size --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --variant --width --val-size --limit --test-limit --device --precision --compile --cuda-graph --data-dir --name --resume --no-resume --help -h ;;
+        'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --evaluate-last --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
     esac
 }
 
@@ -99,7 +99,9 @@ _fmtool_option_value() {
         'train cnn --gamma') echo '@text' ;;
         'train cnn --warmup') echo '@text' ;;
         'train cnn --ema-decay') echo '@text' ;;
+        'train cnn --evaluate-last') echo '@text' ;;
         'train cnn --seed') echo '@text' ;;
+        'train cnn --image-size') echo '@text' ;;
         'train cnn --label-smoothing') echo '@text' ;;
         'train cnn --crop-padding') echo '@text' ;;
         'train cnn --erase') echo '@text' ;;
@@ -128,6 +130,7 @@ _fmtool_option_value() {
         'train vae --gamma') echo '@text' ;;
         'train vae --warmup') echo '@text' ;;
         'train vae --ema-decay') echo '@text' ;;
+        'train vae --evaluate-last') echo '@text' ;;
         'train vae --seed') echo '@text' ;;
         'train vae --image-size') echo '@text' ;;
         'train vae --latent-dim') echo '@text' ;;

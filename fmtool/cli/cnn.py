@@ -59,7 +59,7 @@ Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 
 """
 
 
-@recipe_options(recipes.CNNRecipe, recipes.PAPER)
+@recipe_options(recipes.CNNRecipe, (recipes.PAPER, recipes.CPU))
 def train_cnn(
     recipe: Annotated[Optional[str], typer.Option(help="paper, strong, cpu or bundled (see above); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N images.", min=1)] = None,

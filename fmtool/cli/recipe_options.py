@@ -2,7 +2,8 @@
 
 Every field a recipe class offers (`fmtool.engine.recipe.recipe_fields`) becomes an option whose
 default is None (keep the recipe's value), whose range and panel come from the field, and whose
-help ends with the paper recipe's value, read from the recipe object itself.
+help ends with the values of the recipes a plain `train` picks (paper on a CUDA GPU, cpu
+elsewhere), read from the recipe objects themselves.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import functools
 import inspect
 import typing
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional, Sequence
 
 import typer
 
@@ -31,10 +32,18 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-def _option(field: dataclasses.Field, kind: type, paper: Recipe) -> inspect.Parameter:
+def defaults_text(field: str, defaults: Sequence[Recipe]) -> str:
+    """`paper: 5e-4; cpu: 4e-3`, or `paper, cpu: 64` where the recipes agree."""
+    values = [shown(getattr(recipe, field)) for recipe in defaults]
+    if len(set(values)) == 1:
+        return f"{', '.join(r.name for r in defaults)}: {values[0]}"
+    return "; ".join(f"{recipe.name}: {value}" for recipe, value in zip(defaults, values))
+
+
+def _option(field: dataclasses.Field, kind: type, defaults: Sequence[Recipe]) -> inspect.Parameter:
     meta = field.metadata
     name = FLAG_NAMES.get(field.name, field.name).replace("_", "-")
-    help_text = f"{meta['help'].rstrip('.')} (paper: {shown(getattr(paper, field.name))})."
+    help_text = f"{meta['help'].rstrip('.')} ({defaults_text(field.name, defaults)})."
     settings: dict[str, Any] = {"help": help_text, "rich_help_panel": meta["panel"]}
     if kind is bool:
         option = typer.Option(f"--{name}/--no-{name}", show_default=False, **settings)
@@ -49,11 +58,13 @@ def _option(field: dataclasses.Field, kind: type, paper: Recipe) -> inspect.Para
                              annotation=Annotated[Optional[kind], option])
 
 
-def recipe_options(recipe_class: type[Recipe], paper: Recipe) -> Callable[[Callable], Callable]:
+def recipe_options(recipe_class: type[Recipe],
+                   defaults: Sequence[Recipe]) -> Callable[[Callable], Callable]:
     """Adds an option per field of `recipe_class` to a `train` command, after its first parameter
-    (`--recipe`). The command receives them as one dict, `overrides` (None = keep the recipe's)."""
+    (`--recipe`), its help naming each of `defaults`' values. The command receives them as one
+    dict, `overrides` (None = keep the recipe's)."""
     types = typing.get_type_hints(recipe_class)
-    generated = [_option(f, types[f.name], paper) for f in recipe_fields(recipe_class)]
+    generated = [_option(f, types[f.name], defaults) for f in recipe_fields(recipe_class)]
     names = [p.name for p in generated]
 
     def decorate(command: Callable) -> Callable:

@@ -39,7 +39,7 @@ VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
     help="A .pt file or a VAE run folder (its best.pt), or builtin (the model that ships with fmtool, once one does); default: the latest VAE run, else the bundled model.")]
 
 
-@recipe_options(recipes.VAERecipe, recipes.PAPER)
+@recipe_options(recipes.VAERecipe, (recipes.PAPER, recipes.CPU))
 def train_vae(
     recipe: Annotated[Optional[str], typer.Option(help="paper (the report's Table 3, 224 px) or cpu (64 px, about an hour on two cores); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N training faces.", min=2)] = None,

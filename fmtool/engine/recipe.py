@@ -66,6 +66,11 @@ class Recipe:
                          max_open=True, default=0.0)
     ema_decay: float = knob("Weight EMA decay per batch; 0 = off.", min=0.0, max=1.0,
                             max_open=True, default=0.0)
+    # Scoring the held-out and test images costs a CPU run as much as a tenth of its training;
+    # a schedule built for a fixed budget has its best epoch at or near the end.
+    evaluate_last: int = knob("Score the held-out and test images only in the last N epochs "
+                              "(the best epoch is picked among them); 0 = every epoch.", min=0,
+                              max=MAX_EPOCHS, default=0)
     # Seeds feed torch generators, which take 64-bit integers; non-negative int64 is portable.
     seed: int = knob("Random seed.", min=0, max=MAX_SEED, panel=MODEL_PANEL)
     image_size: int = knob("Model input size in pixels.", min=8, max=512, multiple_of=8,

@@ -340,6 +340,12 @@ class Trainer:
                         raise self._interrupted()
         return self.state.history
 
+    def evaluates(self, epoch: int) -> bool:
+        """Whether epoch `epoch` (from 1) is scored on the held-out and test images: every epoch,
+        or the recipe's last `evaluate_last` ones."""
+        last = self.recipe.evaluate_last
+        return not last or epoch > self.recipe.epochs - last
+
     def _interrupted(self) -> TrainingInterrupted:
         flag = getattr(self, "_flag", None)
         signum = flag.signal if flag is not None else None
@@ -410,7 +416,9 @@ class Trainer:
             self.scheduler.step()
         record: dict[str, Any] = {"epoch": s.epoch + 1}
         record.update(self.task.summarize(distributed.all_reduce_sums(s.sums, self.device)))
-        record.update(self.task.evaluate(self.eval_model))
+        # A run stopped early (a time limit) scores its last epoch, so that it has a best.pt.
+        if self.evaluates(s.epoch + 1) or stop():
+            record.update(self.task.evaluate(self.eval_model))
         epoch_seconds = time.perf_counter() - start
         s.elapsed += epoch_seconds
         images = seen * distributed.world_size()
@@ -424,7 +432,8 @@ class Trainer:
         finite = _all_finite(self.eval_model)
         if not finite:
             record["diverged"] = True
-        improved = finite and self._improved(float(record[self.task.best_metric]))
+        scored = self.task.best_metric in record
+        improved = finite and scored and self._improved(float(record[self.task.best_metric]))
         if improved:
             s.best = float(record[self.task.best_metric])
         # best.pt before last.pt: a kill between the two repeats this epoch on resume, which

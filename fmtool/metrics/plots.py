@@ -36,9 +36,10 @@ def curves(history: Sequence[dict[str, Any]], keys: Sequence[tuple[str, str]], y
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [r["epoch"] for r in history]
     for key, label in keys:
-        values = [r.get(key) for r in history]
-        if any(v is not None for v in values):
-            ax.plot(epochs, values, marker="o" if len(epochs) < 30 else None, label=label)
+        # Epochs a recipe did not score (evaluate_last) are left out of that line.
+        points = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), marker="o" if len(epochs) < 30 else None, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
