@@ -148,6 +148,7 @@ _fmtool_option_value() {
 # What a command's positional arguments complete to.
 _fmtool_arguments() {
     case "$1" in
+        'info') echo @file ;;
         'eval') echo @file ;;
         'classify') echo @file ;;
         'reconstruct') echo @dir ;;

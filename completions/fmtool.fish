@@ -27,7 +27,7 @@ function __fmtool_is --description 'True when the command being completed is $ar
 end
 
 complete -c fmtool -f
-complete -c fmtool -n '__fmtool_is ' -a info -d 'Version, the device fmtool would choose, torch version, where files live, and the models that ship with fmtool (used when there is no run of that kind yet, or as --checkpoint builtin).'
+complete -c fmtool -n '__fmtool_is ' -a info -d 'Version, the device fmtool would choose, torch version, where files live, and the models that ship with fmtool (used when there is no run of that kind yet, or as --checkpoint builtin); with a checkpoint, that model\'s card.'
 complete -c fmtool -n '__fmtool_is ' -a eval -d 'Test accuracy, per-class accuracy and the confusion matrix of a CNN checkpoint.'
 complete -c fmtool -n '__fmtool_is ' -a classify -d 'Classify images with a CNN checkpoint: one line per image, path<TAB>label<TAB>probability.'
 complete -c fmtool -n '__fmtool_is ' -a project -d 'Project a CNN layer\'s activations on test images to 2-D with t-SNE or PCA (Figures 5-7).'
@@ -42,6 +42,7 @@ complete -c fmtool -n '__fmtool_is ' -l show-completion -d 'Show completion for 
 complete -c fmtool -n '__fmtool_is ' -l help -s h -d 'Show this message and exit.'
 complete -c fmtool -n '__fmtool_is info' -l json -d 'Print machine-readable JSON on stdout only.'
 complete -c fmtool -n '__fmtool_is info' -l help -s h -d 'Show this message and exit.'
+complete -c fmtool -n '__fmtool_is info' -F
 complete -c fmtool -n '__fmtool_is eval' -l json -d 'Print machine-readable JSON on stdout only.'
 complete -c fmtool -n '__fmtool_is eval' -l limit -x -d 'Evaluate on a seeded subset of N test images.'
 complete -c fmtool -n '__fmtool_is eval' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'

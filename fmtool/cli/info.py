@@ -1,8 +1,12 @@
-"""`fmtool info`: what fmtool would run on and where it keeps its files."""
+"""`fmtool info`: what fmtool would run on and where it keeps its files; or, given a checkpoint,
+what that model is and every recipe value it was trained with."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
 
 from fmtool import __version__
 from fmtool.cli import output
@@ -29,9 +33,47 @@ def bundled_models() -> dict[str, dict[str, Any]]:
     return models
 
 
-def info(json_out: JsonOpt = False) -> None:
+# What a checkpoint's card shows, in this order: the rest of its metadata is for fmtool itself.
+CARD_KEYS = ("kind", "epoch", "config", "recipe", "metrics", "card")
+
+
+def checkpoint_card(checkpoint: Path) -> dict[str, Any]:
+    """A checkpoint's model, the recipe it was trained with (every value), the epoch it holds and
+    that epoch's scores, and for a bundled model its card (measured figures and command)."""
+    from fmtool.engine.checkpoint import load_checkpoint
+    from fmtool.engine.runs import resolve_checkpoint
+
+    path = resolve_checkpoint(checkpoint, "cnn")
+    meta = load_checkpoint(path).meta
+    return {"checkpoint": str(path), **{key: meta[key] for key in CARD_KEYS if key in meta}}
+
+
+def _card_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_card_value(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:g}"
+    return str(value)
+
+
+def info(
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="A checkpoint (.pt file or run folder): show its model, every recipe value it was trained with, its epoch and scores instead.", show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Version, the device fmtool would choose, torch version, where files live, and the models
-    that ship with fmtool (used when there is no run of that kind yet, or as --checkpoint builtin)."""
+    that ship with fmtool (used when there is no run of that kind yet, or as --checkpoint
+    builtin); with a checkpoint, that model's card."""
+    if checkpoint is not None:
+        card = checkpoint_card(checkpoint)
+        if json_out:
+            output.print_json(card)
+            return
+        table = card.pop("card", {})  # a bundled model's card: one row per entry
+        rows = ([(f"card.{k}", v) for k, v in table.items() if k != "recipe"]
+                if isinstance(table, dict) else [("card", table)])
+        for key, value in [*card.items(), *rows]:
+            output.stdout.print(f"{key:<13} {output.escape(_card_value(value))}")
+        return
     import torch
 
     from fmtool.engine import paths
