@@ -101,6 +101,12 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=ids)
 
 
+def barrier() -> None:
+    """Waits until every rank gets here (nothing without torchrun)."""
+    if is_distributed():
+        dist.barrier()
+
+
 def shutdown() -> None:
     if is_distributed():
         dist.destroy_process_group()

@@ -138,8 +138,13 @@ def run_training(plan: RunPlan, device_name: str, build_task: Callable[[torch.de
         history = trainer.state.history
         feedback.note(f"time limit: stopped after epoch {trainer.state.epoch} of {recipe.epochs}"
                       + (f" and {trainer.state.step} batches" if trainer.state.step else ""))
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    # Rank 0 writes best.pt and last.pt after the last collective: the other ranks wait for it
+    # before they read the run folder.
+    distributed.barrier()
+    distributed.shutdown()
     feedback.note(f"done: {len(history)} epochs; run folder {plan.folder}")
     for line in selection_summary(history, task.best_metric, task.best_mode).splitlines():
         feedback.note(line)  # a note is one line: the terminal's note escapes a newline
