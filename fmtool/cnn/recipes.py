@@ -99,45 +99,50 @@ STRONG = replace(
                 "dropout; a GPU recipe (60 epochs)",
 )
 
-# The strong recipe cut down to a CPU's budget: a quarter of the channels, 10 epochs, and only
-# the tricks that pay off within so few steps (no erasing, crops or EMA). A quarter-width
-# network needs little dropout: at 0.7 it reached 90.0% test, at 0.2 93.8% (same 10 epochs).
+# The report's accuracy on two CPU cores in 15 minutes (benchmarks/speedrun.py; docs/speed.md
+# has its table). Per unit of time a quarter-width network for many epochs and a 3/8-width one
+# for fewer reach the same accuracy; the narrow one is the safer bet on time. It reads the
+# pictures at their own 28x28 (the report's upsampling to 32 is 30% more work for no detail),
+# without dropout (its mask generation was 7% of a step, and the augmentations regularise
+# enough), and scores the held-out and test images only in its last 3 epochs (a one-cycle
+# schedule with a weight EMA peaks at its end).
 CPU = replace(
     STRONG,
     name="cpu",
-    epochs=10,
+    epochs=20,
     lr=4e-3,
     warmup=0.2,
-    ema_decay=0.0,
-    crop_padding=0,
+    ema_decay=0.999,
+    evaluate_last=3,
+    image_size=28,
+    crop_padding=1,
     erase=0.0,
     width=0.25,
-    dropout=0.2,
-    description="a good model on a laptop CPU: quarter width, 10 epochs, one-cycle AdamW, "
-                "flips, label smoothing, light dropout, flip TTA",
+    dropout=0.0,
+    description="the report's accuracy on a 2-core CPU in under 15 minutes: quarter width at "
+                "28x28, 20 epochs, one-cycle AdamW, flips and 1-pixel crops, label smoothing, "
+                "weight EMA, flip TTA, scored in the last 3 epochs",
 )
 
-# The model that ships inside fmtool: the cpu recipe at 3/8 width (1.4 million weights, 2.7 MB in
-# fp16) and 2.5 times as long, which leaves room for light crops, erasing and a weight EMA. At
-# quarter width and 30 epochs it stayed at 93.8% test accuracy with its training accuracy below
-# validation: too little network, not too few epochs. Photo jitter at the mildest setting tried,
-# the only one within 0.3 pt of the same recipe without it. Twin runs, test accuracy and the 200
-# shared photos (classify's nine views): off 94.71%, 143; 0.3 at strength 0.5 94.50%, 140;
-# 0.15 94.38%, 137; 0.3 94.13%, 143. The photos cannot tell these apart (one standard error is
-# 6 photos); the test set can.
+# The model that ships inside fmtool: 3/8 width (1.4 million weights, 2.7 MB in fp16) for 25
+# epochs at the report's 32x32, with light crops, erasing, a weight EMA and photo jitter at its
+# mildest tried setting (the only one within 0.3 pt of the same recipe without it).
 BUNDLED = replace(
-    CPU,
+    STRONG,
     name="bundled",
     epochs=25,
-    width=0.375,
+    lr=4e-3,
+    warmup=0.2,
+    ema_decay=0.999,
     crop_padding=1,
     erase=0.1,
-    ema_decay=0.999,
+    width=0.375,
+    dropout=0.2,
     photo_jitter=0.3,
     photo_strength=0.5,
-    description="the model shipped inside fmtool: the cpu recipe at 3/8 width for 25 epochs with "
-                "light crops, erasing, mild photo jitter and weight EMA (about 70 min on two CPU "
-                "cores in bf16)",
+    description="the model shipped inside fmtool: 3/8 width for 25 epochs at 32x32 with one-cycle "
+                "AdamW, flips, light crops, erasing, mild photo jitter, label smoothing and weight "
+                "EMA (about 70 min on two CPU cores in bf16)",
 )
 
 RECIPES: dict[str, CNNRecipe] = {r.name: r for r in (PAPER, STRONG, CPU, BUNDLED)}
