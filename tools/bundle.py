@@ -10,10 +10,10 @@ It measures what the card states, on the data it names. CNN: test accuracy on th
 does), the validation accuracy of the selected epoch (from the run), and accuracy on the labelled
 photos in ../shared/data/clothing-photos (as benchmarks/bench_photos.py does). VAE: mean PSNR and
 SSIM of the reconstructions of the held-out people of its person-disjoint split. Both store their
-weights in fp16 (to fit in 3 MB and 10 MB); every figure on a card is measured on the file as
-stored, with the fp32 weights' test accuracy or PSNR beside it to show what fp16 moved. It then
-writes fmtool/weights/KIND.pt (weights only, no training state) and prints the card and its
-SHA-256.
+weights in fp16 (to fit in 3 MB and 10 MB) and carry their run's per-epoch history; every figure
+on a card is measured on the file as stored, with the fp32 weights' test accuracy or PSNR beside
+it to show what fp16 moved. It then writes fmtool/weights/KIND.pt (weights only, no training
+state) and prints the card and its SHA-256.
 """
 
 from __future__ import annotations
@@ -120,10 +120,13 @@ def as_stored(kind: str, run: Path) -> Iterator[Path]:
 def write_bundled(kind: str, run: Path, card: dict[str, Any], folder: Path = WEIGHTS) -> Path:
     """best.pt without its training state, with the card; floating weights in fp16."""
     from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+    from fmtool.engine.runs import read_metrics
 
     checkpoint = load_checkpoint(run / "best.pt", expect_kind=kind)
     meta = {k: v for k, v in checkpoint.meta.items() if k not in ("options",)}
     meta["recipe"] = described(kind, meta["recipe"])
+    # The run's per-epoch history (a few KB), so that eval and report draw its curves.
+    meta["history"] = read_metrics(run)
     meta["card"] = card
     weights = {k: v.half() if v.is_floating_point() else v for k, v in checkpoint.model.items()}
     target = folder / f"{kind}.pt"

@@ -101,14 +101,15 @@ def eval_(
     """
     from fmtool.api import CNN
     from fmtool.cnn.evaluate import plan_figures, write_figures
-    from fmtool.engine.runs import figures_home
+    from fmtool.engine.runs import checkpoint_history, figures_home
 
     path = checkpoint_to_use(checkpoint, "cnn")
     home, owned = figures_home(path)
-    figures = plan_figures(path.parent, out or home, force or (out is None and owned))
     cnn = CNN.load(path, device=str(device), feedback=output.TERMINAL)
+    history = checkpoint_history(path, cnn.meta)
+    figures = plan_figures(history, out or home, force or (out is None and owned))
     report = cnn.evaluate(limit, data_dir=data_dir, precision=str(precision)).to_dict()
-    report["figures"] = write_figures(report, path.parent, figures)
+    report["figures"] = write_figures(report, history, figures)
     if json_out:
         output.print_json(report)
         return

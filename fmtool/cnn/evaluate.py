@@ -12,7 +12,6 @@ from fmtool.cnn.inference import predict_logits
 from fmtool.data import fashion
 from fmtool.engine.device import precision_name
 from fmtool.engine.io import all_or_nothing, check_outputs
-from fmtool.engine.runs import is_run_folder, read_metrics
 from fmtool.errors import Option
 from fmtool.metrics import plots
 from fmtool.metrics.classification import classification_metrics, confusion_matrix, per_class_accuracy
@@ -41,28 +40,24 @@ def evaluate_model(model: torch.nn.Module, config: CNNConfig, device: torch.devi
     }
 
 
-def plan_figures(run_dir: Path, out: Path | None = None,
+def plan_figures(history: list[dict[str, Any]], folder: Path,
                  force: bool = False) -> dict[str, Path]:
-    """Where eval's figures go (the curves only when the run has metrics), checked before any
-    work: into `out`, or the checkpoint's folder `run_dir`. In a run folder fmtool made the
-    figures are fmtool's own and are rewritten; anywhere else an existing file is the user's and
-    is only overwritten with `force`."""
-    folder = run_dir if out is None else out
-    names = ["loss_curve", "accuracy_curve"] if read_metrics(run_dir) else []
+    """Where eval's figures go in `folder` (the curves only when there is a `history`), checked
+    before any work. In a run folder fmtool made the figures are fmtool's own and are rewritten
+    (`force`); anywhere else an existing file is the user's and is only overwritten with
+    `force`."""
+    names = ["loss_curve", "accuracy_curve"] if history else []
     paths = {name: folder / f"{name}.png" for name in [*names, "confusion_matrix"]}
-    check_outputs(paths.values(), folder, force or (out is None and is_run_folder(run_dir)))
+    check_outputs(paths.values(), folder, force)
     return paths
 
 
-def write_figures(report: dict[str, Any], run_dir: Path,
-                  paths: dict[str, Path] | None = None) -> dict[str, str]:
-    """Loss and accuracy curves (Figures 3 and 4) from the run's metrics, and the confusion
-    matrix, at `paths` (from `plan_figures`; default: in `run_dir`). All of them or none."""
+def write_figures(report: dict[str, Any], history: list[dict[str, Any]],
+                  paths: dict[str, Path]) -> dict[str, str]:
+    """Loss and accuracy curves (Figures 3 and 4) from the run's `history`, and the confusion
+    matrix, at `paths` (from `plan_figures`). All of them or none."""
     import numpy as np
 
-    if paths is None:
-        paths = plan_figures(run_dir, force=True)
-    history = read_metrics(run_dir)
     with all_or_nothing(paths["confusion_matrix"].parent, "choose another {}", Option("out")):
         if "loss_curve" in paths:
             plots.curves(history, [("train_loss", "train"), ("test_loss", "test")],

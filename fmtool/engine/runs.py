@@ -241,6 +241,19 @@ def read_metrics(folder: Path) -> list[dict[str, Any]]:
     return records
 
 
+def checkpoint_history(checkpoint: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The epochs a checkpoint's run recorded: the metrics.jsonl beside it, else the `history`
+    a bundled model carries in its metadata (it ships without its run folder), else none. A
+    stored history that is not a list of epoch records counts as none."""
+    history = read_metrics(checkpoint.parent)
+    if history:
+        return history
+    stored = meta.get("history")
+    if isinstance(stored, list) and stored and all(_is_epoch_record(r) for r in stored):
+        return stored
+    return []
+
+
 def _is_epoch_record(record: Any) -> bool:
     """{"epoch": N >= 1, "metric": number or null, ...}: what `write_metrics` writes."""
     if not isinstance(record, dict):

@@ -2,8 +2,9 @@
 
 Choices:
 - Figure 1 shows training images, up to 10 a class drawn with the seed.
-- Figures 3 and 4 need the run's metrics.jsonl beside the checkpoint; without it (the bundled
-  model) the documents say so and give the epoch the checkpoint records.
+- Figures 3 and 4 need the run's history: the metrics.jsonl beside the checkpoint, or the
+  history a bundled model carries; without either the documents say so and give the epoch the
+  checkpoint records.
 - Figures 5-7 show the report's sample, 50 test images per class (fewer when a test set holds
   fewer), as conv9, linear1 and output see them: Figure 5 is PCA, Figure 6 t-SNE and Figure 7
   Figure 6's points drawn as thumbnails. The sample and the scores are those of `fmtool project
@@ -28,7 +29,7 @@ from fmtool.data.fashion import FashionMNIST, load_fashion_mnist
 from fmtool.engine.bundled import is_bundled
 from fmtool.engine.device import choose_precision
 from fmtool.engine.io import write_text
-from fmtool.engine.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, read_metrics
+from fmtool.engine.runs import BEST_CHECKPOINT, LAST_CHECKPOINT, checkpoint_history
 from fmtool.report import architecture, diagrams, tables
 from fmtool.report.figures import sample_grid, sample_rows
 from fmtool.report.study_folder import Study
@@ -95,9 +96,9 @@ def _accuracy(study: Study, model: Any, config: CNNConfig, meta: dict[str, Any],
     evaluation = {"checkpoint": str(path), "epoch": meta.get("epoch"),
                   **evaluate_model(model, config, study.device, data_dir, None,
                                    choose_precision("fp32", study.device))}
-    history = read_metrics(path.parent)
+    history = checkpoint_history(path, meta)
     roles = (["loss_curve", "accuracy_curve"] if history else []) + ["confusion_matrix"]
-    write_figures(evaluation, path.parent, {role: study.path(role) for role in roles})
+    write_figures(evaluation, history, {role: study.path(role) for role in roles})
     _curves(study, meta, path, history)
     recipe = (meta.get("recipe") or {}).get("name")
     comparison = tables.table2(evaluation, checkpoint_label(path),
@@ -158,13 +159,13 @@ def _curves(study: Study, meta: dict[str, Any], path: Path,
         shown = ", ".join(f"{key} {last[key]:.4f}" for key in
                           ("train_loss", "test_loss", "train_acc", "test_acc")
                           if isinstance(last.get(key), (int, float)))
-        missing = (f"there is no metrics.jsonl beside {path} (the bundled models ship without "
-                   "their run's history)" + (f"; the checkpoint records its epoch "
+        missing = (f"there is no metrics.jsonl beside {path} and the checkpoint carries no "
+                   "history" + (f"; the checkpoint records its epoch "
                                              f"{meta.get('epoch')}: {shown}" if shown else ""))
     epochs = f" over {len(history)} epochs" if history else ""
     study.figure("Figure 3", "Loss per epoch", f"Cross-entropy loss on the training and test "
-                 f"images{epochs}, from the run's metrics.jsonl.",
+                 f"images{epochs}, from the run's history.",
                  ["loss_curve"] if history else [], missing)
     study.figure("Figure 4", "Accuracy per epoch", f"Accuracy on the training and test "
-                 f"images{epochs}, from the run's metrics.jsonl.",
+                 f"images{epochs}, from the run's history.",
                  ["accuracy_curve"] if history else [], missing)
