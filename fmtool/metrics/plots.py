@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+from matplotlib.ticker import MaxNLocator
+
 from fmtool.engine.io import DEFAULT_ADVICE, atomic_write
 from fmtool.engine.mpl import plt
 
@@ -40,6 +42,7 @@ def curves(history: Sequence[dict[str, Any]], keys: Sequence[tuple[str, str]], y
         points = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
         if points:
             ax.plot(*zip(*points), marker="o" if len(epochs) < 30 else None, label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
