@@ -25,7 +25,7 @@ _fmtool_options() {
         'report') echo --cnn --vae --out -o --format --seed --pairs --data-dir --faces-dir --force --json --device --help -h ;;
         'export') echo --format -f --out -o --model -m --force --json --help -h ;;
         'train') echo --help -h ;;
-        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --variant --width --val-size --limit --test-limit --device --precision --compile --cuda-graph --data-dir --name --resume --no-resume --help -h ;;
+        'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --image-size --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --variant --width --val-size --limit --test-limit --device --precision --compile --cuda-graph --data-dir --name --resume --no-resume --help -h ;;
         'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
     esac
 }
@@ -100,6 +100,7 @@ _fmtool_option_value() {
         'train cnn --warmup') echo '@text' ;;
         'train cnn --ema-decay') echo '@text' ;;
         'train cnn --seed') echo '@text' ;;
+        'train cnn --image-size') echo '@text' ;;
         'train cnn --label-smoothing') echo '@text' ;;
         'train cnn --crop-padding') echo '@text' ;;
         'train cnn --erase') echo '@text' ;;
