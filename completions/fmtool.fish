@@ -58,7 +58,7 @@ complete -c fmtool -n '__fmtool_is classify' -l checkpoint -r -F -d 'A .pt file 
 complete -c fmtool -n '__fmtool_is classify' -l top-k -s k -x -d 'How many labels to print per image.'
 complete -c fmtool -n '__fmtool_is classify' -l invert -x -a 'auto always never' -d 'Is the item darker than its background (always) or lighter (never)? auto decides per photo. Either way the model gets it light on black, as in Fashion-MNIST.'
 complete -c fmtool -n '__fmtool_is classify' -l save-input -x -a '(__fish_complete_directories)' -d 'Also write the 28x28 picture the model sees (the first of a photo\'s nine) for each image into this folder, as NNNN_name.png (numbered in the order given).'
-complete -c fmtool -n '__fmtool_is classify' -l single-view -d 'Prepare each photo once instead of nine ways: about 2.5 times faster for a folder, a little less often right (the bundled model: 135 of the 200 shared photos instead of 139).'
+complete -c fmtool -n '__fmtool_is classify' -l single-view -d 'Prepare each photo once instead of nine ways: about 2.5 times faster for a folder, a little less often right (docs/photos.md and docs/speed.md give both figures).'
 complete -c fmtool -n '__fmtool_is classify' -l force -d 'Overwrite files of the same name in the --save-input folder.'
 complete -c fmtool -n '__fmtool_is classify' -l json -d 'Print machine-readable JSON on stdout only.'
 complete -c fmtool -n '__fmtool_is classify' -l device -x -a 'auto cpu cuda mps' -d 'auto prefers CUDA, then MPS, then the CPU.'

@@ -53,24 +53,24 @@ def test_its_test_accuracy_is_the_one_on_its_card(shared_data: Path):
     assert abs(report.accuracy - card()["metrics"]["test_accuracy"]) <= 1e-4
 
 
-def test_its_photo_accuracy_is_the_one_on_its_card_and_in_the_readme(shared_data: Path):
+def test_its_photo_accuracy_is_the_one_on_its_card_and_on_the_models_page(shared_data: Path):
     from benchmarks.bench_photos import score_photos
 
     report = score_photos(BUNDLED_CNN, shared_data / "clothing-photos")
     assert report["photos"] == 200
     assert abs(report["accuracy"] - card()["metrics"]["photo_accuracy"]) <= 1e-6
-    readme = (REPO / "README.md").read_text()
-    assert f"{report['correct']} of the 200 photos" in readme
+    page = (REPO / "docs" / "models.md").read_text()
+    assert f"{report['correct']} of the 200 photos" in page
 
 
-def test_the_readme_table_names_the_file_and_its_sha256():
+def test_the_models_page_names_the_file_and_its_sha256():
     import hashlib
 
     digest = hashlib.sha256(BUNDLED_CNN.read_bytes()).hexdigest()
-    readme = (REPO / "README.md").read_text()
-    assert digest in readme
+    page = (REPO / "docs" / "models.md").read_text()
+    assert digest in page
     accuracy = card()["metrics"]["test_accuracy"]
-    assert re.search(rf"\b{accuracy * 100:.2f}%", readme)
+    assert re.search(rf"\b{accuracy * 100:.2f}%", page)
 
 
 def test_the_bundled_vae_is_a_64px_fp16_checkpoint_under_10_mb_with_a_card():
@@ -96,12 +96,12 @@ def test_its_psnr_and_ssim_on_held_out_people_are_those_on_its_card(shared_data:
     assert abs(report["ssim"] - metrics["ssim"]) <= 0.005
 
 
-def test_the_readme_table_names_the_vae_file_its_sha256_and_psnr():
+def test_the_models_page_names_the_vae_file_its_sha256_and_psnr():
     import hashlib
 
-    readme = (REPO / "README.md").read_text()
-    assert hashlib.sha256(BUNDLED_VAE.read_bytes()).hexdigest() in readme
-    assert f"{vae_card()['metrics']['psnr']:.2f} dB" in readme
+    page = (REPO / "docs" / "models.md").read_text()
+    assert hashlib.sha256(BUNDLED_VAE.read_bytes()).hexdigest() in page
+    assert f"{vae_card()['metrics']['psnr']:.2f} dB" in page
 
 
 @pytest.mark.parametrize("command", ["reconstruct", "fuse"])

@@ -173,7 +173,7 @@ def test_exported_cnn_names_its_classes_and_input_contract(exported_cnn):
     assert "light on a black background" in metadata["input_picture"]
     assert metadata["image_size"] == 32 and metadata["tta_flip"] is True
     assert metadata["scaling"] == {"name": "standard", "mean": fashion.MEAN, "std": fashion.STD}
-    assert metadata["fmtool_version"] == "0.1.0"
+    assert metadata["fmtool_version"] == "0.2.0"
     # the batch is dynamic: one picture at a time works too
     session = onnxruntime.InferenceSession(str(exported_cnn["onnx"]), providers=["CPUExecutionProvider"])
     (logits,) = session.run(["logits"], {"images": np.zeros((1, 1, 28, 28), np.float32)})

@@ -64,7 +64,7 @@ def fs_name(raw: bytes) -> str:
 
 
 def unescape(text: str) -> str:
-    """Undoes `output.escape` (the rule README's classify section documents)."""
+    """Undoes `output.escape` (the rule docs/commands.md's classify section documents)."""
     return os.fsdecode(codecs.escape_decode(text.encode())[0])
 
 

@@ -1,7 +1,7 @@
-"""README's "JSON output" section is a contract: every example there is run, and the real output
-must have the documented shape (same keys, same kinds of values).
+"""docs/json.md, the JSON output page, is a contract: every example there is run, and the real
+output must have the documented shape (same keys, same kinds of values).
 
-In the README's examples, "..." stands for "more of the same": a "..." string matches any
+In the page's examples, "..." stands for "more of the same": a "..." string matches any
 string, a "..." list item means more items shaped like the others, and a "..." key means any
 keys with values shaped like the others. null matches null or a number.
 """
@@ -23,15 +23,16 @@ from tests.conftest import synthetic_fashion
 from tests.vae_helpers import make_vae_checkpoint, write_faces
 from tools import docs_gen
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "json.md"
 MORE = "..."
 runner = CliRunner()
 
 
 def documented_examples() -> dict[str, Any]:
-    """`fmtool ... --json` -> the JSON shown under it, from README's JSON section."""
-    text = README.read_text()
-    section = text.split("\n## JSON output\n", 1)[1].split("\n## ", 1)[0]
+    """`fmtool ... --json` -> the JSON shown under it, from the JSON output page."""
+    text = PAGE.read_text()
+    assert text.startswith("# JSON output\n"), "docs/json.md is the JSON output page"
+    section = text.split("\n## ", 1)[0]
     examples, command, block = {}, None, None
     for line in section.splitlines():
         header = re.match(r"`(fmtool [^`]*--json[^`]*)`", line)
@@ -107,7 +108,7 @@ def world(tmp_path_factory) -> dict:
     torch.set_num_threads(threads)
 
 
-# How each documented example is run here: its README header -> the arguments.
+# How each documented example is run here: its header on the page -> the arguments.
 RUNS: dict[str, Callable[[dict], list[str]]] = {
     "fmtool info --json": lambda w: ["info"],
     "fmtool eval --json": lambda w: ["eval", "--data-dir", w["data"], "--device", "cpu"],
@@ -146,11 +147,11 @@ RUNS: dict[str, Callable[[dict], list[str]]] = {
 
 def test_every_command_with_json_output_is_documented():
     documented = documented_examples()
-    assert set(documented) == set(RUNS), "README's JSON examples and this test's runs differ"
+    assert set(documented) == set(RUNS), "docs/json.md's examples and this test's runs differ"
     with_json = {" ".join(c.path) for c in docs_gen.command_tree().walk()
                  if any("--json" in o.names for o in c.options)}
     shown = {example.split()[1] for example in documented}
-    assert with_json == shown, f"commands with --json but no README example: {with_json - shown}"
+    assert with_json == shown, f"commands with --json but no example in docs/json.md: {with_json - shown}"
 
 
 @pytest.mark.parametrize("example", list(RUNS))

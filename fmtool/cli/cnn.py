@@ -148,7 +148,7 @@ def classify(
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many labels to print per image.", min=1, max=10)] = 1,
     invert: Annotated[Invert, choice(Invert, "invert", "Is the item darker than its background (always) or lighter (never)? auto decides per photo. Either way the model gets it light on black, as in Fashion-MNIST.")] = Invert.auto,
     save_input: Annotated[Optional[Path], typer.Option("--save-input", help="Also write the 28x28 picture the model sees (the first of a photo's nine) for each image into this folder, as NNNN_name.png (numbered in the order given).", file_okay=False)] = None,
-    single_view: Annotated[bool, typer.Option("--single-view", help="Prepare each photo once instead of nine ways: about 2.5 times faster for a folder, a little less often right (the bundled model: 135 of the 200 shared photos instead of 139).")] = False,
+    single_view: Annotated[bool, typer.Option("--single-view", help="Prepare each photo once instead of nine ways: about 2.5 times faster for a folder, a little less often right (docs/photos.md and docs/speed.md give both figures).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files of the same name in the --save-input folder.")] = False,
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",

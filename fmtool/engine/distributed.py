@@ -5,7 +5,7 @@ LOCAL_RANK and WORLD_SIZE set. Each copy trains on its own shard of every global
 epoch's order is the same on every rank, so the union of the shards is exactly the batch a
 single process would see), DistributedDataParallel averages the gradients, and only rank 0
 prints, writes metrics and saves checkpoints. `--batch-size` is per process: the global batch is
-batch_size x world_size (see the README on scaling the learning rate).
+batch_size x world_size (see docs/commands.md, "Many GPUs or machines", on scaling the learning rate).
 """
 
 from __future__ import annotations
