@@ -197,11 +197,31 @@ def test_a_wide_strip_costs_what_its_pixels_cost(tmp_path: Path):
 @pytest.mark.parametrize("mode,suffix", [("LAB", ".tif"), ("YCbCr", ".tif"), ("CMYK", ".tif"),
                                          ("I", ".tif"), ("F", ".tif"), ("1", ".png")])
 def test_uncommon_colour_modes_are_read(tmp_path: Path, mode: str, suffix: str):
-    """CIELAB, YCbCr, CMYK, 32-bit integer and float, and 1-bit pictures all give the item."""
+    """CIELAB, YCbCr, CMYK, 32-bit integer and float, and 1-bit pictures decode to the picture
+    that was saved (not another one, its channels swapped or inverted) and give the item that
+    picture gives as a plain PNG. The photo is tinted so that its three channels differ."""
+    from fmtool.data.images import open_image, to_rgb_array
+
+    grey = np.asarray(photograph(ITEMS["dress"], seed=6).resize((120, 90)), np.float32)
+    picture = Image.fromarray((grey * np.array([1.0, 0.7, 0.4], np.float32)).astype(np.uint8))
+    # what the mode can hold of the picture: its colours, its grey (I, F), its dither (1)
+    shown = {"I": "L", "F": "L", "1": "1"}.get(mode, "RGB")
+    reference = picture.convert(shown).convert("RGB")
+    reference.save(tmp_path / "reference.png")
     path = tmp_path / f"dress{suffix}"
-    photograph(ITEMS["dress"], seed=6).resize((120, 90)).convert(mode).save(path)
-    item = load_fashion_views(path)[0]
+    picture.convert(mode).save(path)
+
+    decoded = np.rint(to_rgb_array(open_image(path)) * 255).astype(np.int16)
+    expected = np.asarray(reference, np.int16)
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded - expected).max() <= 3  # LAB and YCbCr round to a level or so
+    if shown == "RGB":  # a decoder that swapped channels would be far off (about 78 levels)
+        assert np.abs(decoded[..., ::-1] - expected).mean() > 40
+
+    item, plain = load_fashion_views(path)[0], load_fashion_views(tmp_path / "reference.png")[0]
     assert item.shape == (28, 28) and item.max() == 255 and item[0, 0] == 0
+    difference = np.abs(item.astype(np.int16) - plain.astype(np.int16))
+    assert difference.mean() < 1 and difference.max() <= 16, (difference.mean(), difference.max())
 
 
 def test_a_file_that_breaks_preprocessing_is_that_files_error(tmp_path: Path,
