@@ -151,6 +151,7 @@ def test_many_photos_prepared_in_worker_processes_are_each_what_it_is_alone(tmp_
     paths = [tmp_path / name for name in ("dress.png", "broken.png", "trouser.png")]
     for workers in (1, 2):
         prepared = load_many_fashion_views(paths, workers=workers)
+        assert len(prepared) == len(paths)
         assert isinstance(prepared[1], ImageReadError) and "not an image" in str(prepared[1])
         for path, views in zip(paths[::2], prepared[::2]):
             assert np.array_equal(views, load_fashion_views(path))

@@ -143,7 +143,9 @@ def test_the_numbers_are_those_the_other_commands_print(study: dict, world: dict
                     projection["per_class"], "--data-dir", world["data"], "--out",
                     tmp_path / "tsne.png", "--device", "cpu", "--json")
     assert projected.exit_code == 0, projected.output
-    for mine, theirs in zip(projection["tsne"], json.loads(projected.stdout)["layers"]):
+    layers = json.loads(projected.stdout)["layers"]
+    assert len(projection["tsne"]) == len(layers) >= 1
+    for mine, theirs in zip(projection["tsne"], layers):
         assert (mine["layer"], mine["knn_accuracy"], mine["silhouette"]) == \
                (theirs["layer"], theirs["knn_accuracy"], theirs["silhouette"])
         assert f"<td>{mine['layer']}</td><td>tsne</td><td class=\"num\">" \
