@@ -21,7 +21,7 @@ from fmtool.photo.jitter import photo_jitter
 from fmtool.photo.mixture import features, fit_mixtures
 from fmtool.photo.segmentation import central_rectangle, refine_masks
 from fmtool.photo.views import fashion_views
-from tests.test_photos import ITEMS, photograph
+from tests.helpers.photos import ITEMS, photograph
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "PA"])
@@ -115,7 +115,7 @@ def test_the_item_picture_is_trimmed_to_its_mask_and_fills_the_side_it_is_given(
         assert abs((cols.min() + cols.max()) / 2 - 13.5) <= 1  # centred
 
 
-# sha256 (first 16 hex digits) of the nine views of synthetic photographs (tests/test_photos.py):
+# sha256 (first 16 hex digits) of the nine views of synthetic photographs (tests/helpers/photos.py):
 # the same pictures as before the colour models were batched (scikit-learn's GaussianMixture,
 # one at a time), so any change to what a photo becomes shows here.
 PINNED = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import synthetic_fashion
+from tests.helpers.fashion import synthetic_fashion
 
 # The report's recipe without its randomness: no augmentation (paper), no dropout, the text's
 # network (the code one keeps a fixed 0.5 dropout). 200 images in batches of 16 split evenly.

@@ -19,11 +19,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fmtool.cli.app import app
-from tests.conftest import synthetic_fashion
-from tests.vae_helpers import make_vae_checkpoint, write_faces
+from tests.helpers.faces import make_vae_checkpoint, write_faces
+from tests.helpers.fashion import synthetic_fashion
 from tools import docs_gen
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 MORE = "..."
 runner = CliRunner()
 

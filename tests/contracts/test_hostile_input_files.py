@@ -26,8 +26,8 @@ from fmtool.cli.app import app
 from fmtool.data.faces import load_face
 from fmtool.engine.checkpoint import FORMAT_VERSION
 from fmtool.photo.views import load_fashion_views
-from tests.conftest import synthetic_fashion, write_idx
-from tests.vae_helpers import make_vae_checkpoint, write_faces
+from tests.helpers.faces import make_vae_checkpoint, write_faces
+from tests.helpers.fashion import synthetic_fashion, write_idx
 
 runner = CliRunner()
 

@@ -16,7 +16,8 @@ from fmtool.cli.app import app
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.vae.config import VAEConfig
-from tests.conftest import REPO, synthetic_fashion
+from tests.helpers.fashion import synthetic_fashion
+from tests.helpers.paths import REPO
 
 runner = CliRunner()
 BUNDLED_CNN = bundled_checkpoint("cnn")
@@ -128,7 +129,7 @@ def test_the_readme_table_names_the_vae_file_its_sha256_and_psnr():
 
 @pytest.mark.parametrize("command", ["reconstruct", "fuse"])
 def test_a_fresh_install_reconstructs_and_fuses_with_the_bundled_vae(command: str, tmp_path: Path):
-    from tests.vae_helpers import write_faces
+    from tests.helpers.faces import write_faces
 
     faces = write_faces(tmp_path / "faces", people=2, per_person=2)
     args = {"reconstruct": ["reconstruct", str(tmp_path / "faces"), "-r", "--out",
