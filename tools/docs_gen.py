@@ -2,7 +2,7 @@
 
 `python -m tools.docs_gen` rewrites completions/ and man/fmtool.1 in the repository;
 `python -m tools.docs_gen --check` exits 1 when a committed file no longer matches the commands
-(tests/test_completions_man.py runs the same comparison). A developer tool: it lives outside the
+(tests/contracts/test_completions_man.py runs the same comparison). A developer tool: it lives outside the
 fmtool package, so the wheel does not ship it.
 
 Everything is read from the click command tree that Typer builds (`typer.main.get_command`;

@@ -11,7 +11,7 @@ same function serves training, `reconstruct` and `fuse`, so user images see what
 Training decodes the JPEGs once into a uint8 tensor file in the cache, keyed by the files (name,
 size, modification time) and the preprocessing, so later epochs and runs never decode again.
 
-Choices (tested in tests/test_faces.py):
+Choices (tested in tests/data/test_faces.py):
 - A person is the image's folder; an image directly in the data folder is its own person, named by
   its file name without a trailing `_NNNN` (LFW's `Name_Surname_0001.jpg` convention).
 - The validation people are drawn with a fixed seed (SPLIT_SEED), not the training seed, so runs

@@ -44,7 +44,7 @@ EXTRA_MESSAGE = "ONNX export needs the export extra: pip install 'fmtool[export]
 TRACE_BATCH = 2
 CHECK_BATCH = 3
 # fp32 kernels of the exporting and the running library sum in different orders; measured
-# differences are about 1e-5 (see tests/test_export.py), so this only catches a wrong graph.
+# differences are about 1e-5 (see tests/engine/test_export.py), so this only catches a wrong graph.
 CHECK_TOLERANCE = 1e-3
 OPSET = 18
 

@@ -2,7 +2,7 @@
 
 Two variants of the same topology (`variant`):
 - `text`, the network the report's text describes. Where the text leaves room (tested in
-  tests/test_cnn_model.py): it counts 7 ReLU/LeakyReLU for 9 convolutions and 2 linear layers, so
+  tests/models/test_cnn.py): it counts 7 ReLU/LeakyReLU for 9 convolutions and 2 linear layers, so
   a LeakyReLU follows conv1, conv2, conv4, conv6, conv8 and conv9 and a ReLU follows linear1
   (6 + 1 = 7); conv3, conv5 (the first convolution of each Inception branch) and conv7 (the 1x1
   projection that opens Block 3) are linear projections followed by BatchNorm only, as reduction

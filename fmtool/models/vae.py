@@ -6,7 +6,7 @@ log-variance of a 256-dim latent code. Decoder: a linear layer back to 512x7x7, 
 convolutions that mirror the encoder back up to 224x224, and a last 3x3 convolution to RGB with a
 Sigmoid.
 
-Choices where the report leaves room (tested in tests/test_vae_model.py):
+Choices where the report leaves room (tested in tests/models/test_vae.py):
 - "Mirroring the encoder" is five 3x3 stride-2 transposed convolutions (512->256->128->64->32->32),
   each with BatchNorm and LeakyReLU, so the decoder doubles the size as often as the encoder
   halved it; the final 3x3 convolution (32->3, padding 1) keeps the size.

@@ -18,8 +18,9 @@ from fmtool import CNN, CNNConfig, UserError
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER
 from fmtool.data.fashion import load_from_dir
-from tests.conftest import REPO, synthetic_fashion
 from tests.helpers.checkpoints import TINY_WIDTH, save_cnn
+from tests.helpers.fashion import synthetic_fashion
+from tests.helpers.paths import REPO
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()

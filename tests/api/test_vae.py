@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from fmtool import VAE, UserError, VAEConfig
 from fmtool.cli.app import app
 from tests.helpers.checkpoints import save_vae
-from tests.vae_helpers import write_faces
+from tests.helpers.faces import write_faces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()

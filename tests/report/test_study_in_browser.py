@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
-from tests import test_report
+from fmtool.cli.app import app
+from tests.helpers.report import make_world, report_args
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -46,9 +48,13 @@ pytestmark = [
         "Debian: apt-get install chromium (.ci/run does)")),
 ]
 
-# The tiny CNN, VAE, Fashion-MNIST look-alikes and faces that tests/test_report.py builds its
+# The tiny CNN, VAE, Fashion-MNIST look-alikes and faces that tests/helpers/report.py builds its
 # study from: every figure is drawn, in seconds, without the real data sets.
-world = test_report.world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    return make_world(tmp_path_factory.mktemp("browser"))
 
 WIDTH, HEIGHT = 1280, 900
 MAX_SHOT_HEIGHT = 16000  # Chromium's largest texture is 16384 px
@@ -252,7 +258,7 @@ def keep(screenshot: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def study(world: dict) -> Path:
-    result = test_report.run(*test_report.report_args(world, world["root"] / "study"))
+    result = CliRunner().invoke(app, [str(a) for a in report_args(world, world["root"] / "study")])
     assert result.exit_code == 0, result.output
     return world["root"] / "study"
 

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.gpu_study import main, plans, run_cnn, table
 from fmtool.engine.training import deadline_stop
-from tests.vae_helpers import write_faces
+from tests.helpers.faces import write_faces
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

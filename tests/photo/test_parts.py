@@ -21,7 +21,7 @@ from fmtool.photo.jitter import photo_jitter
 from fmtool.photo.mixture import features, fit_mixtures
 from fmtool.photo.segmentation import central_rectangle, refine_masks
 from fmtool.photo.views import fashion_views
-from tests.test_photos import ITEMS, photograph
+from tests.helpers.photos import ITEMS, photograph
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "PA"])
@@ -115,7 +115,7 @@ def test_the_item_picture_is_trimmed_to_its_mask_and_fills_the_side_it_is_given(
         assert abs((cols.min() + cols.max()) / 2 - 13.5) <= 1  # centred
 
 
-# sha256 (first 16 hex digits) of the nine views of synthetic photographs (tests/test_photos.py):
+# sha256 (first 16 hex digits) of the nine views of synthetic photographs (tests/helpers/photos.py):
 # the same pictures as before the colour models were batched (scikit-learn's GaussianMixture,
 # one at a time), so any change to what a photo becomes shows here.
 PINNED = [
@@ -151,6 +151,7 @@ def test_many_photos_prepared_in_worker_processes_are_each_what_it_is_alone(tmp_
     paths = [tmp_path / name for name in ("dress.png", "broken.png", "trouser.png")]
     for workers in (1, 2):
         prepared = load_many_fashion_views(paths, workers=workers)
+        assert len(prepared) == len(paths)
         assert isinstance(prepared[1], ImageReadError) and "not an image" in str(prepared[1])
         for path, views in zip(paths[::2], prepared[::2]):
             assert np.array_equal(views, load_fashion_views(path))

@@ -14,7 +14,7 @@ from fmtool.cli.output import TERMINAL
 from fmtool.data import faces
 from fmtool.data.faces import face_array, list_images, load_face, load_face_splits, person_of, split_by_person
 from fmtool.errors import UserError
-from tests.vae_helpers import face_image, write_faces
+from tests.helpers.faces import face_image, write_faces
 
 
 def test_images_are_found_recursively_by_extension(tmp_path: Path):

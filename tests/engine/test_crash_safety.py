@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.engine.checkpoint import load_checkpoint
-from tests.conftest import synthetic_fashion
+from tests.helpers.fashion import synthetic_fashion
 
 EPOCHS = 6
 TINY = ["--recipe", "paper", "--epochs", str(EPOCHS), "--batch-size", "16", "--width", "0.125", "--precision", "fp32",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "fmtool"
+PACKAGE = Path(__file__).resolve().parents[2] / "fmtool"
 SHARED = {"fmtool", "fmtool.errors", "fmtool.choices"}  # the package root, errors and choices
 # What each layer may import from fmtool (besides SHARED and itself).
 ALLOWED = {

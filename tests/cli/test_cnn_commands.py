@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
-from tests.conftest import synthetic_fashion
+from tests.helpers.fashion import synthetic_fashion
 
 runner = CliRunner()
 TINY = ["--recipe", "paper", "--variant", "text", "--width", "0.125", "--batch-size", "16",

@@ -89,7 +89,7 @@ def test_libtiffs_own_lines_never_reach_stderr(tmp_path: Path):
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.helpers.paths import REPO
 
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8))
     picture.save(tmp_path / "whole.tif", compression="tiff_lzw")

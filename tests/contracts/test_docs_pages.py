@@ -21,14 +21,14 @@ from typer.testing import CliRunner
 from fmtool.cli.app import app
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 DOCS = REPO / "docs"
 README = REPO / "README.md"
 PAGES = ["commands", "recipes", "models", "photos", "reproduction", "speed", "json", "python-api",
          "development"]
 ILLUSTRATIVE = "<!-- illustrative -->"
-RUN_HERE = "<!-- run by tests/test_docs_pages.py -->"
+RUN_HERE = "<!-- run by tests/contracts/test_docs_pages.py -->"
 SET_UP = [
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && fmtool report --out study",
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test,export]' "

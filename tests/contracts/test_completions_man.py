@@ -19,7 +19,7 @@ import pytest
 
 from tools import docs_gen
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REGENERATE = "python -m tools.docs_gen"
 
 

@@ -1,378 +1,45 @@
-"""Hostile output: where results go and how names are shown, through the real commands.
-
-Every write of reconstruct, fuse, eval and project either completes or leaves no new file, with
-one line on stderr; nothing is overwritten without --force (eval and project included), nothing
-is written through a symbolic link inside the output folder; printed names are escaped, never
-read as rich markup or emoji codes; --json is strict JSON; odd checkpoints are named for what
-they are. (Tests run as root, so a read-only folder and a full disk are simulated by making the
-system calls fail.)
+"""Hostile output, part two: how names are shown, through the real commands. Output names and
+paths (TSV lines, names that are not UTF-8, symbolic links), rich markup and emoji codes in
+printed text, non-finite numbers in --json, and messages that name what they are about.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import errno
 import json
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-import torch
-from PIL import Image
 from typer.testing import CliRunner
 
 from fmtool.cli import output
 from fmtool.cli.app import app
-from fmtool.cnn.recipes import RECIPES as CNN_RECIPES
-from tests.conftest import synthetic_fashion
-from tests.helpers.checkpoints import save_cnn
-from tests.vae_helpers import face_image, make_vae_checkpoint
+from tests.helpers import output as shared
+from tests.helpers.faces import face_image, make_vae_checkpoint
+from tests.helpers.output import (
+    COMMANDS,
+    WIDTH,
+    _eval,
+    _fuse,
+    _project,
+    _reconstruct,
+    cnn_checkpoint,
+    files_under,
+    fs_name,
+    one_error_line,
+    png,
+    unescape,
+)
 
+# fixtures, asked for by name (ctx asks for the other three)
+ctx, faces, fashion, vae = shared.ctx, shared.faces, shared.fashion, shared.vae
 runner = CliRunner()
-WIDTH = 0.0625
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-def cnn_checkpoint(path: Path, class_names: list[str] | None = None) -> Path:
-    """An untrained tiny CNN, saved as `train cnn` saves one."""
-    return save_cnn(path, CNN_RECIPES["cpu"], WIDTH, class_names=class_names)
-
-
-def cnn_run(home: Path, name: str = "tiny") -> Path:
-    """A run folder fmtool made: best.pt and metrics.jsonl (so eval draws the curves too)."""
-    folder = home / "data" / "runs" / "cnn" / name
-    cnn_checkpoint(folder / "best.pt")
-    (folder / "metrics.jsonl").write_text("".join(
-        json.dumps({"epoch": e, "train_loss": 2.0 / e, "test_loss": 2.1 / e, "train_acc": 0.1 * e,
-                    "test_acc": 0.09 * e}) + "\n" for e in (1, 2)))
-    return folder
-
-
-def fs_name(raw: bytes) -> str:
-    """A file name given as bytes (maybe not UTF-8), as Python's os functions spell it."""
-    return os.fsdecode(raw)
-
-
-def unescape(text: str) -> str:
-    """Undoes `output.escape` (the rule docs/commands.md's classify section documents)."""
-    return os.fsdecode(codecs.escape_decode(text.encode())[0])
-
-
-def one_error_line(result: Any) -> str:
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output and "\x1b" not in result.stderr
-    return lines[0]
-
-
-def files_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink())
-
-
-def no_temporary_files(root: Path) -> None:
-    assert not [p for p in root.rglob(".*.tmp")], "a temporary file was left behind"
-
-
-@pytest.fixture(scope="module")
-def fashion(tmp_path_factory) -> Path:
-    # 100 test images: at least 5 of each class, so `project --per-class 2` has no note to add
-    return synthetic_fashion(tmp_path_factory.mktemp("fashion"), train=20, test=100)
-
-
-@pytest.fixture(scope="module")
-def vae(tmp_path_factory) -> Path:
-    return make_vae_checkpoint(tmp_path_factory.mktemp("vae") / "vae.pt")
-
-
-@pytest.fixture
-def faces(tmp_path: Path) -> Path:
-    folder = tmp_path / "faces"
-    folder.mkdir()
-    for index in range(6):
-        face_image(index, 0, size=64).save(folder / f"face {index}.jpg")
-    return folder
-
-
-def png(path: Path, seed: int = 0) -> Path:
-    picture = torch.zeros(48, 64, dtype=torch.uint8)
-    picture[6 + seed % 10:20, 8:56] = 255
-    with open(path, "wb") as handle:
-        Image.fromarray(picture.numpy()).save(handle, "PNG")
-    return path
-
-
-# Each command that writes files, given its --out (a file for fuse and project, a folder for
-# reconstruct and eval) and any extra options.
-def _reconstruct(ctx: dict, out: Path, *extra: str) -> list[str]:
-    return ["reconstruct", str(ctx["faces"]), "--checkpoint", str(ctx["vae"]), "--out", str(out),
-            "--device", "cpu", *extra]
-
-
-def _fuse(ctx: dict, out: Path, *extra: str) -> list[str]:
-    a, b = sorted(ctx["faces"].glob("*.jpg"))[:2]
-    return ["fuse", str(a), str(b), "--steps", "4", "--checkpoint", str(ctx["vae"]),
-            "--out", str(out), "--device", "cpu", *extra]
-
-
-def _eval(ctx: dict, out: Path, *extra: str) -> list[str]:
-    return ["eval", str(ctx["run"]), "--data-dir", str(ctx["fashion"]), "--device", "cpu",
-            "--out", str(out), *extra]
-
-
-def _project(ctx: dict, out: Path, *extra: str) -> list[str]:
-    return ["project", "--checkpoint", str(ctx["run"]), "--data-dir", str(ctx["fashion"]),
-            "--method", "pca", "--per-class", "2", "--layer", "output", "--device", "cpu",
-            "--out", str(out), *extra]
-
-
-COMMANDS: dict[str, Callable[..., list[str]]] = {
-    "reconstruct": _reconstruct, "fuse": _fuse, "eval": _eval, "project": _project}
-OUT_IS_FOLDER = {"reconstruct": True, "fuse": False, "eval": True, "project": False}
-
-
-@pytest.fixture
-def ctx(tmp_path: Path, faces: Path, vae: Path, fashion: Path, fmtool_home: Path) -> dict:
-    return {"faces": faces, "vae": vae, "fashion": fashion, "run": cnn_run(fmtool_home),
-            "tmp": tmp_path}
-
-
-def outputs_of(command: str, out: Path) -> list[Path]:
-    """Where each command puts its files for --out `out`."""
-    if command == "fuse":
-        return [out, out.with_name(out.stem + "_frames")]
-    if command == "project":
-        return [out, out.with_suffix(".csv")]
-    return [out]
-
-
-# -- 1. output writes -----------------------------------------------------------------------
-
-def count_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Records each start of a command's real work (evaluating, loading data, reconstructing,
-    fusing), still doing it."""
-    import fmtool.cnn.evaluate
-    import fmtool.data.fashion
-    import fmtool.vae.fuse
-    import fmtool.vae.reconstruct
-
-    work: list[str] = []
-    for module, name in [(fmtool.cnn.evaluate, "evaluate_model"),
-                         (fmtool.data.fashion, "load_fashion_mnist"),
-                         (fmtool.vae.reconstruct, "reconstruct"), (fmtool.vae.fuse, "encode")]:
-        real = getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, real=real, name=name, **k: (
-            work.append(name), real(*a, **k))[1])
-    return work
-
-
-def _file_in_the_way(tmp: Path, command: str, case: str) -> tuple[Path, Path]:
-    """(the --out to give, the path the message must name)."""
-    blocker = tmp / "blocker"
-    blocker.write_text("a file the user keeps")
-    name = "result" if OUT_IS_FOLDER[command] else "result.png"
-    if case == "out's parent is a file":
-        return blocker / name, blocker
-    if case == "out's grand-parent is a file":
-        return blocker / "deeper" / name, blocker
-    if case == "out is a file where a folder goes":
-        return blocker, blocker
-    if case == "a sub-folder fmtool makes is a file":
-        if command == "reconstruct":
-            (tmp / "result").mkdir()
-            (tmp / "result" / "images").write_text("in the way")
-            return tmp / "result", tmp / "result" / "images"
-        (tmp / "result_frames").write_text("in the way")
-        return tmp / "result.png", tmp / "result_frames"
-    if case == "an output file's name is a folder":
-        target = {"reconstruct": tmp / "result" / "metrics.csv",
-                  "eval": tmp / "result" / "confusion_matrix.png",
-                  "fuse": tmp / "result.png", "project": tmp / "result.csv"}[command]
-        target.mkdir(parents=True)
-        return tmp / name, target
-    raise AssertionError(case)
-
-
-FILE_IN_THE_WAY = [
-    *[(command, case) for command in COMMANDS
-      for case in ("out's parent is a file", "out's grand-parent is a file",
-                   "an output file's name is a folder")],
-    ("reconstruct", "out is a file where a folder goes"),
-    ("fuse", "out is a file where a folder goes"),
-    ("reconstruct", "a sub-folder fmtool makes is a file"),
-    ("fuse", "a sub-folder fmtool makes is a file"),
-]
-
-
-@pytest.mark.parametrize("command,case", FILE_IN_THE_WAY)
-def test_a_file_or_folder_in_the_way_is_one_line_before_any_work(
-        command: str, case: str, ctx: dict, monkeypatch: pytest.MonkeyPatch):
-    tmp = ctx["tmp"] / "place"
-    tmp.mkdir()
-    out, named = _file_in_the_way(tmp, command, case)  # fuse: "blocker" names a folder
-    before = {p: p.read_bytes() for p in files_under(tmp)}
-    work = count_work(monkeypatch)
-    result = runner.invoke(app, COMMANDS[command](ctx, out))
-    assert result.exit_code == 2, result.output
-    line = one_error_line(result)
-    assert str(named) in line and ("folder" in line or "file" in line), line
-    assert not work, "the command did its work before refusing"
-    assert {p: p.read_bytes() for p in files_under(tmp)} == before
-    no_temporary_files(ctx["tmp"])
-
-
-class Faults:
-    """Makes the k-th output file fail: no space while writing it, a read-only file system when
-    creating it, or an I/O error when renaming (or, without --force, linking) it into place."""
-
-    REASONS = {"disk full": "No space left on device", "read-only": "Read-only file system",
-               "rename fails": "Input/output error"}
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, kind: str, at: int) -> None:
-        self.kind, self.at = kind, at
-        self.temps = self.renames = 0
-        self.full: set[int] = set()
-        real_mkstemp, real_write, real_replace = tempfile.mkstemp, os.write, os.replace
-        real_link = os.link
-
-        def mkstemp(*args: Any, **kwargs: Any):
-            self.temps += 1
-            if kind == "read-only" and self.temps >= at:
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-            fd, name = real_mkstemp(*args, **kwargs)
-            if kind == "disk full" and self.temps >= at:
-                self.full.add(fd)
-            return fd, name
-
-        def write(fd: int, data: Any) -> int:
-            if fd in self.full:
-                self.full.discard(fd)
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return real_write(fd, data)
-
-        def replace(source: Any, target: Any) -> None:
-            self.renames += 1
-            if kind == "rename fails" and self.renames >= at:
-                raise OSError(errno.EIO, os.strerror(errno.EIO))
-            real_replace(source, target)
-
-        def link(source: Any, target: Any, **options: Any) -> None:
-            self.renames += 1
-            if kind == "rename fails" and self.renames >= at:
-                raise OSError(errno.EIO, os.strerror(errno.EIO))
-            real_link(source, target, **options)
-
-        monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
-        monkeypatch.setattr(os, "link", link)
-        monkeypatch.setattr(os, "write", write)
-        monkeypatch.setattr(os, "replace", replace)
-
-
-@pytest.mark.parametrize("kind", ["disk full", "read-only", "rename fails"])
-@pytest.mark.parametrize("command", list(COMMANDS))
-def test_a_failure_part_way_leaves_no_output_at_all(command: str, kind: str, ctx: dict,
-                                                    monkeypatch: pytest.MonkeyPatch):
-    place = ctx["tmp"] / "outputs"
-    out = place / ("result" if OUT_IS_FOLDER[command] else "result.png")
-    Faults(monkeypatch, kind, at=2)  # the first file is done (or kept back) when the second fails
-    result = runner.invoke(app, COMMANDS[command](ctx, out))
-    assert result.exit_code == 2, result.output
-    line = one_error_line(result)
-    assert line.startswith("error: could not write ") and Faults.REASONS[kind] in line, line
-    assert "--out" in line, line
-    assert not place.exists(), files_under(place)  # nothing, not even the folders it made
-    no_temporary_files(ctx["tmp"])
-
-
-@pytest.mark.parametrize("kind", ["disk full", "read-only"])
-@pytest.mark.parametrize("command", list(COMMANDS))
-def test_a_failed_forced_rewrite_keeps_the_old_files(command: str, kind: str, ctx: dict,
-                                                     monkeypatch: pytest.MonkeyPatch):
-    out = ctx["tmp"] / "outputs" / ("result" if OUT_IS_FOLDER[command] else "result.png")
-    first = runner.invoke(app, COMMANDS[command](ctx, out))
-    assert first.exit_code == 0, first.output
-    before = {p: p.read_bytes() for root in outputs_of(command, out) for p in
-              ([root] if root.is_file() else files_under(root))}
-    assert len(before) >= 2
-    Faults(monkeypatch, kind, at=2)
-    result = runner.invoke(app, COMMANDS[command](ctx, out, "--force"))
-    assert result.exit_code == 2, result.output
-    one_error_line(result)
-    after = {p: p.read_bytes() for root in outputs_of(command, out) for p in
-             ([root] if root.is_file() else files_under(root))}
-    assert after == before
-    no_temporary_files(ctx["tmp"])
-
-
-def _copy_outside_runs(ctx: dict) -> Path:
-    """The run's checkpoint kept in a folder of the user's (outside fmtool's runs folder)."""
-    folder = ctx["tmp"] / "my models"
-    folder.mkdir()
-    target = folder / "tiny.pt"
-    target.write_bytes((ctx["run"] / "best.pt").read_bytes())
-    return target
-
-
-OVERWRITE_CASES = {
-    # name: (args without --force, the user's file that must survive without --force)
-    "eval --out DIR holding a figure": lambda c: (
-        _eval(c, c["tmp"] / "figs"), c["tmp"] / "figs" / "confusion_matrix.png"),
-    "eval --out DIR holding a curve only": lambda c: (
-        _eval(c, c["tmp"] / "figs"), c["tmp"] / "figs" / "accuracy_curve.png"),
-    "eval of a checkpoint kept outside the runs folder": lambda c: (
-        ["eval", str(_copy_outside_runs(c)), "--data-dir", str(c["fashion"]), "--device", "cpu"],
-        c["tmp"] / "my models" / "confusion_matrix.png"),
-    "project --out FILE that exists": lambda c: (
-        _project(c, c["tmp"] / "mine.png"), c["tmp"] / "mine.png"),
-    "project --out FILE whose CSV exists": lambda c: (
-        _project(c, c["tmp"] / "mine.svg"), c["tmp"] / "mine.csv"),
-    "project default name beside a checkpoint outside the runs folder": lambda c: (
-        ["project", "--checkpoint", str(_copy_outside_runs(c)), "--data-dir", str(c["fashion"]),
-         "--method", "pca", "--per-class", "2", "--layer", "output", "--device", "cpu"],
-        c["tmp"] / "my models" / "projection-pca-output.csv"),
-}
-
-
-@pytest.mark.parametrize("case", list(OVERWRITE_CASES))
-def test_eval_and_project_never_overwrite_a_users_file_without_force(
-        case: str, ctx: dict, monkeypatch: pytest.MonkeyPatch):
-    args, users = OVERWRITE_CASES[case](ctx)
-    users.parent.mkdir(parents=True, exist_ok=True)
-    users.write_bytes(b"the user's own file")
-    work = count_work(monkeypatch)
-    refused = runner.invoke(app, args)
-    assert refused.exit_code == 2, refused.output
-    line = one_error_line(refused)
-    assert str(users) in line and "--force" in line, line
-    assert users.read_bytes() == b"the user's own file" and not work
-    forced = runner.invoke(app, [*args, "--force"])
-    assert forced.exit_code == 0, forced.output
-    assert users.read_bytes() != b"the user's own file"
-    no_temporary_files(ctx["tmp"])
-
-
-@pytest.mark.parametrize("command", ["eval", "project"])
-def test_eval_and_project_rewrite_their_own_figures_in_a_run_folder(command: str, ctx: dict):
-    args = (["eval", str(ctx["run"]), "--data-dir", str(ctx["fashion"]), "--device", "cpu"]
-            if command == "eval" else
-            ["project", "--checkpoint", str(ctx["run"]), "--data-dir", str(ctx["fashion"]),
-             "--method", "pca", "--per-class", "2", "--layer", "output", "--device", "cpu"])
-    for _ in range(2):
-        result = runner.invoke(app, [*args, "--json"])
-        assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    written = list(report["figures"].values()) if command == "eval" else [report["figure"],
-                                                                         report["csv"]]
-    assert all(Path(p).parent == ctx["run"] and Path(p).is_file() for p in written)
 
 
 # -- 2. output names and paths ----------------------------------------------------------------

@@ -19,11 +19,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fmtool.cli.app import app
-from tests.conftest import synthetic_fashion
-from tests.vae_helpers import make_vae_checkpoint, write_faces
+from tests.helpers.faces import make_vae_checkpoint, write_faces
+from tests.helpers.fashion import synthetic_fashion
 from tools import docs_gen
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "json.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "json.md"
 MORE = "..."
 runner = CliRunner()
 
@@ -147,7 +147,7 @@ RUNS: dict[str, Callable[[dict], list[str]]] = {
 
 def test_every_command_with_json_output_is_documented():
     documented = documented_examples()
-    assert set(documented) == set(RUNS), "docs/json.md's examples and this test's runs differ"
+    assert set(documented) == set(RUNS), "docs/json.md's JSON examples and this test's runs differ"
     with_json = {" ".join(c.path) for c in docs_gen.command_tree().walk()
                  if any("--json" in o.names for o in c.options)}
     shown = {example.split()[1] for example in documented}

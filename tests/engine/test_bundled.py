@@ -16,7 +16,8 @@ from fmtool.cli.app import app
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.vae.config import VAEConfig
-from tests.conftest import REPO, synthetic_fashion
+from tests.helpers.fashion import synthetic_fashion
+from tests.helpers.paths import REPO
 
 runner = CliRunner()
 BUNDLED_CNN = bundled_checkpoint("cnn")
@@ -40,10 +41,12 @@ def test_the_bundled_cnn_is_a_small_fp16_checkpoint_with_a_card():
     assert card()["command"].startswith("fmtool train cnn ")
     metrics = card()["metrics"]
     assert {"test_accuracy", "val_accuracy", "photo_accuracy"} <= set(metrics)
-    # fp16 storage is allowed because it moves test accuracy by at most 0.05 points
-    assert abs(metrics["test_accuracy"] - metrics["fp32_test_accuracy"]) <= 5e-4
+    # The card's fp32_test_accuracy is not checked against its test_accuracy: the fp32 weights
+    # do not ship, so the test could only compare two numbers from the same card. The fp16
+    # figure itself is re-measured below (test_its_test_accuracy_is_the_one_on_its_card).
 
 
+@pytest.mark.slow
 def test_its_test_accuracy_is_the_one_on_its_card(shared_data: Path):
     """All 10,000 test images, as `fmtool eval` measures them: the card is to be trusted."""
     from fmtool import CNN
@@ -53,6 +56,7 @@ def test_its_test_accuracy_is_the_one_on_its_card(shared_data: Path):
     assert abs(report.accuracy - card()["metrics"]["test_accuracy"]) <= 1e-4
 
 
+@pytest.mark.slow
 def test_its_photo_accuracy_is_the_one_on_its_card_and_on_the_models_page(shared_data: Path):
     from benchmarks.bench_photos import score_photos
 
@@ -61,6 +65,18 @@ def test_its_photo_accuracy_is_the_one_on_its_card_and_on_the_models_page(shared
     assert abs(report["accuracy"] - card()["metrics"]["photo_accuracy"]) <= 1e-6
     page = (REPO / "docs" / "models.md").read_text()
     assert f"{report['correct']} of the 200 photos" in page
+
+
+@pytest.mark.slow
+def test_its_single_view_photo_accuracy_is_the_one_on_the_photos_page(shared_data: Path):
+    """`--single-view`: one picture per photo instead of nine; docs/photos.md gives the count
+    beside the card's nine-view one."""
+    from benchmarks.bench_photos import score_photos
+
+    report = score_photos(BUNDLED_CNN, shared_data / "clothing-photos", single_view=True)
+    assert report["photos"] == 200 and report["single_view"] is True
+    page = " ".join((REPO / "docs" / "photos.md").read_text().split())
+    assert f"(the bundled model got {report['correct']} with the first view alone)" in page
 
 
 def test_the_models_page_names_the_file_and_its_sha256():
@@ -81,11 +97,12 @@ def test_the_bundled_vae_is_a_64px_fp16_checkpoint_under_10_mb_with_a_card():
     assert VAEConfig.from_meta(checkpoint.meta) == VAEConfig(image_size=64, latent_dim=256)
     assert {v.dtype for v in checkpoint.model.values() if v.is_floating_point()} == {torch.float16}
     assert vae_card()["command"].startswith("fmtool train vae ")
-    metrics = vae_card()["metrics"]
-    # fp16 storage is allowed because it moves the figure by less than 0.05 dB
-    assert abs(metrics["psnr"] - metrics["fp32_psnr"]) < 0.05
+    # As for the CNN, the card's fp32_psnr is not checked: the fp32 weights do not ship. The
+    # fp16 figures are re-measured below (test_its_psnr_and_ssim_on_held_out_people_...).
+    assert {"psnr", "ssim", "faces", "people"} <= set(vae_card()["metrics"])
 
 
+@pytest.mark.slow
 def test_its_psnr_and_ssim_on_held_out_people_are_those_on_its_card(shared_data: Path):
     from fmtool import VAE
 
@@ -106,7 +123,7 @@ def test_the_models_page_names_the_vae_file_its_sha256_and_psnr():
 
 @pytest.mark.parametrize("command", ["reconstruct", "fuse"])
 def test_a_fresh_install_reconstructs_and_fuses_with_the_bundled_vae(command: str, tmp_path: Path):
-    from tests.vae_helpers import write_faces
+    from tests.helpers.faces import write_faces
 
     faces = write_faces(tmp_path / "faces", people=2, per_person=2)
     args = {"reconstruct": ["reconstruct", str(tmp_path / "faces"), "-r", "--out",

@@ -11,53 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 
 from fmtool.data.images import ImageReadError
 from fmtool.photo.views import fashion_item, fashion_views, load_fashion_views
-from tests.conftest import synthetic_fashion
-
-
-def _drawn(polygon: list[tuple[int, int]], line: tuple[int, ...] | None = None) -> np.ndarray:
-    picture = Image.new("L", (28, 28), 0)
-    draw = ImageDraw.Draw(picture)
-    draw.polygon(polygon, fill=255)
-    if line:
-        draw.line(line, fill=150, width=1)
-    return np.asarray(picture, np.float32)
-
-
-ITEMS = {  # light on black, centred, the longest side filling 28 pixels, as in Fashion-MNIST
-    "t-shirt": _drawn([(8, 1), (20, 1), (27, 7), (23, 11), (21, 9), (21, 26), (7, 26), (7, 9),
-                       (5, 11), (0, 7)], line=(14, 3, 14, 25)),
-    "trouser": _drawn([(6, 0), (21, 0), (21, 27), (16, 27), (14, 8), (12, 27), (6, 27)]),
-    "dress": _drawn([(10, 0), (17, 0), (19, 8), (24, 27), (3, 27), (8, 8)]),
-}
-
-
-def photograph(item: np.ndarray, *, dark_item: bool = True, offset: tuple[int, int] = (60, 20),
-               light: float = 0.85, size: int = 9, seed: int = 0) -> Image.Image:
-    """`item` printed `size` times larger onto a 480x360 background lit from one side, with a
-    soft shadow in one corner and a little texture; dark on light, or light on a dark cloth."""
-    rng = np.random.default_rng(seed)
-    side = 28 * size
-    big = np.asarray(Image.fromarray(item).resize((side, side), Image.Resampling.BILINEAR),
-                     np.float32) / 255
-    height, width = 360, 480
-    rows, cols = np.mgrid[0:height, 0:width] / width
-    background = (light + 0.12 * cols - 0.05 * rows) if dark_item else (0.2 + 0.1 * cols)
-    shadow = Image.new("L", (width, height), 0)
-    ImageDraw.Draw(shadow).ellipse((width * 0.6, height * 0.55, width * 1.1, height * 1.2), fill=255)
-    background = background - 0.12 * np.asarray(shadow.filter(ImageFilter.GaussianBlur(30))) / 255
-    background = background + rng.normal(0, 0.01, background.shape)
-    top, left = (height - side) // 2 + offset[1], (width - side) // 2 + offset[0]
-    region = background[top:top + side, left:left + side]
-    if dark_item:
-        background[top:top + side, left:left + side] = region * (1 - 0.9 * big)
-    else:
-        background[top:top + side, left:left + side] = region + (0.95 - region) * big
-    rgb = np.clip(np.stack([background, background * 0.95, background * 0.9], axis=-1), 0, 1)
-    return Image.fromarray((rgb * 255).astype(np.uint8))
+from tests.helpers.fashion import synthetic_fashion
+from tests.helpers.photos import ITEMS, photograph
 
 
 def naive(picture: Image.Image) -> np.ndarray:
@@ -197,11 +156,31 @@ def test_a_wide_strip_costs_what_its_pixels_cost(tmp_path: Path):
 @pytest.mark.parametrize("mode,suffix", [("LAB", ".tif"), ("YCbCr", ".tif"), ("CMYK", ".tif"),
                                          ("I", ".tif"), ("F", ".tif"), ("1", ".png")])
 def test_uncommon_colour_modes_are_read(tmp_path: Path, mode: str, suffix: str):
-    """CIELAB, YCbCr, CMYK, 32-bit integer and float, and 1-bit pictures all give the item."""
+    """CIELAB, YCbCr, CMYK, 32-bit integer and float, and 1-bit pictures decode to the picture
+    that was saved (not another one, its channels swapped or inverted) and give the item that
+    picture gives as a plain PNG. The photo is tinted so that its three channels differ."""
+    from fmtool.data.images import open_image, to_rgb_array
+
+    grey = np.asarray(photograph(ITEMS["dress"], seed=6).resize((120, 90)), np.float32)
+    picture = Image.fromarray((grey * np.array([1.0, 0.7, 0.4], np.float32)).astype(np.uint8))
+    # what the mode can hold of the picture: its colours, its grey (I, F), its dither (1)
+    shown = {"I": "L", "F": "L", "1": "1"}.get(mode, "RGB")
+    reference = picture.convert(shown).convert("RGB")
+    reference.save(tmp_path / "reference.png")
     path = tmp_path / f"dress{suffix}"
-    photograph(ITEMS["dress"], seed=6).resize((120, 90)).convert(mode).save(path)
-    item = load_fashion_views(path)[0]
+    picture.convert(mode).save(path)
+
+    decoded = np.rint(to_rgb_array(open_image(path)) * 255).astype(np.int16)
+    expected = np.asarray(reference, np.int16)
+    assert decoded.shape == expected.shape
+    assert np.abs(decoded - expected).max() <= 3  # LAB and YCbCr round to a level or so
+    if shown == "RGB":  # a decoder that swapped channels would be far off (about 78 levels)
+        assert np.abs(decoded[..., ::-1] - expected).mean() > 40
+
+    item, plain = load_fashion_views(path)[0], load_fashion_views(tmp_path / "reference.png")[0]
     assert item.shape == (28, 28) and item.max() == 255 and item[0, 0] == 0
+    difference = np.abs(item.astype(np.int16) - plain.astype(np.int16))
+    assert difference.mean() < 1 and difference.max() <= 16, (difference.mean(), difference.max())
 
 
 def test_a_file_that_breaks_preprocessing_is_that_files_error(tmp_path: Path,

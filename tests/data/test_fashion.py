@@ -12,7 +12,7 @@ import torch
 from fmtool.cli.options import flag
 from fmtool.data import fashion
 from fmtool.errors import UserError
-from tests.conftest import write_idx
+from tests.helpers.fashion import write_idx
 
 
 def test_reads_gzipped_and_plain_idx(tmp_path: Path):

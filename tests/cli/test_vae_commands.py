@@ -20,7 +20,7 @@ from fmtool.vae.fuse import fuse_pair, slerp
 from fmtool.vae.inference import decode, encode, load_vae
 from fmtool.vae.recipes import RECIPES as VAE_RECIPES
 from fmtool.vae.task import VAETask
-from tests.vae_helpers import face_image, make_vae_checkpoint, write_faces
+from tests.helpers.faces import face_image, make_vae_checkpoint, write_faces
 
 CPU = torch.device("cpu")
 TINY = ["--recipe", "paper", "--image-size", "32", "--latent-dim", "16", "--batch-size", "8", "--device", "cpu"]

@@ -29,7 +29,7 @@ from fmtool.engine.io import FileSink
 from fmtool.errors import UserError
 from fmtool.models.cnn import FashionCNN
 from fmtool.vae.inference import decode, encode
-from tests.conftest import synthetic_fashion
+from tests.helpers.fashion import synthetic_fashion
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -82,7 +82,7 @@ def real_test_images(shared_data: Path) -> torch.Tensor:
 
 
 def synthetic_images(folder: Path) -> torch.Tensor:
-    """200 pictures of bright bars on dark noise (tests.conftest's stand-in for Fashion-MNIST)."""
+    """200 pictures of bright bars on dark noise (tests.helpers.fashion's stand-in for Fashion-MNIST)."""
     data = fashion.load_from_dir(synthetic_fashion(folder, train=1, test=IMAGES))
     return data.test_images
 

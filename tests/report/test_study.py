@@ -16,19 +16,16 @@ from typer.testing import CliRunner
 
 from fmtool.api import VAE
 from fmtool.cli.app import app
-from fmtool.cnn.recipes import PAPER
 from fmtool.data.faces import HeldOutFaces, load_face_splits
 from fmtool.engine.checkpoint import load_checkpoint, save_checkpoint
-from fmtool.engine.runs import write_metrics
 from fmtool.models.cnn import FashionCNN
 from fmtool.models.vae import FaceVAE
 from fmtool.report.architecture import trace
 from fmtool.report.vae_figures import _pick
 from fmtool.vae.evaluate import split_check
 from fmtool.vae.fuse import group_files
-from tests.conftest import synthetic_fashion
-from tests.helpers.checkpoints import save_cnn
-from tests.vae_helpers import make_vae_checkpoint, write_faces
+from tests.helpers.faces import make_vae_checkpoint
+from tests.helpers.report import make_world, report_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -39,38 +36,9 @@ def run(*args: object):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def tiny_cnn(path: Path) -> Path:
-    """An untrained CNN of the paper recipe at width 1/16, saved as a training run saves one."""
-    return save_cnn(path, PAPER, 0.0625, epoch=3)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict:
-    """A tiny CNN run (checkpoint and metrics), a tiny VAE, Fashion-MNIST look-alikes, and faces
-    in LFW's layout with its gender lists beside them and a young/old pairs file."""
-    root = tmp_path_factory.mktemp("report")
-    run_dir = root / "cnn-run"
-    cnn = tiny_cnn(run_dir / "best.pt")
-    write_metrics(run_dir, [{"epoch": e, "train_loss": 2.0 / e, "test_loss": 2.1 / e,
-                             "train_acc": 0.3 * e, "test_acc": 0.28 * e} for e in (1, 2, 3)])
-    faces = root / "lfw" / "faces"
-    write_faces(faces, people=8, per_person=5, size=64)
-    (root / "lfw" / "female_names.txt").write_text(
-        "".join(f"Person_{p}_000{i}.jpg\n" for p in (0, 1, 2) for i in (1, 2)))
-    (root / "lfw" / "male_names.txt").write_text(
-        "".join(f"Person_{p}_000{i}.jpg\n" for p in (5, 6, 7) for i in (1, 2)))
-    pairs = root / "young_old.txt"
-    pairs.write_text("# young old\nPerson_3_0001.jpg Person_4_0002.jpg\n"
-                     "Person_0_0003.jpg Person_7_0004.jpg\n")
-    trained_on = load_face_splits(faces, 32).info(0.1)  # as `train vae` records its split
-    return {"root": root, "cnn": cnn, "vae": make_vae_checkpoint(root / "vae.pt", data=trained_on),
-            "data": synthetic_fashion(root / "fashion"), "faces": faces, "pairs": pairs}
-
-
-def report_args(world: dict, out: Path, *more: object) -> list[object]:
-    return ["report", "--cnn", world["cnn"], "--vae", world["vae"], "--data-dir", world["data"],
-            "--faces-dir", world["faces"], "--pairs", world["pairs"], "--out", out,
-            "--device", "cpu", *more]
+    return make_world(tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +111,9 @@ def test_the_numbers_are_those_the_other_commands_print(study: dict, world: dict
                     projection["per_class"], "--data-dir", world["data"], "--out",
                     tmp_path / "tsne.png", "--device", "cpu", "--json")
     assert projected.exit_code == 0, projected.output
-    for mine, theirs in zip(projection["tsne"], json.loads(projected.stdout)["layers"]):
+    layers = json.loads(projected.stdout)["layers"]
+    assert len(projection["tsne"]) == len(layers) >= 1
+    for mine, theirs in zip(projection["tsne"], layers):
         assert (mine["layer"], mine["knn_accuracy"], mine["silhouette"]) == \
                (theirs["layer"], theirs["knn_accuracy"], theirs["silhouette"])
         assert f"<td>{mine['layer']}</td><td>tsne</td><td class=\"num\">" \

@@ -33,8 +33,9 @@ from fmtool.engine.runs import LAST_CHECKPOINT, run_lock, training_run_dir
 from fmtool.errors import UserError
 from fmtool.report.document import Item, to_html, to_markdown
 from fmtool.report.tables import Table
-from tests.conftest import synthetic_fashion
-from tests.test_hostile_output import (
+from tests.helpers.faces import face_image, make_vae_checkpoint
+from tests.helpers.fashion import synthetic_fashion
+from tests.helpers.output import (
     COMMANDS,
     OUT_IS_FOLDER,
     cnn_checkpoint,
@@ -43,8 +44,7 @@ from tests.test_hostile_output import (
     one_error_line,
     png,
 )
-from tests.test_report import world  # noqa: F401 - a fixture, asked for by name
-from tests.vae_helpers import face_image, make_vae_checkpoint
+from tests.helpers.report import make_world, report_args
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,6 +87,12 @@ def ctx(tmp_path: Path, tiny_models: dict, fmtool_home: Path) -> dict:
     for index in range(6):
         face_image(index, 0, size=64).save(faces / f"face {index}.jpg")
     return {**tiny_models, "faces": faces, "run": cnn_run(fmtool_home), "tmp": tmp_path}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    """The report tests' tiny checkpoints and data."""
+    return make_world(tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture
@@ -139,15 +145,12 @@ def test_a_signal_at_any_write_leaves_the_output_as_it_was(command: str, name: s
 
 
 @pytest.mark.parametrize("name", list(SIGNALS))
-def test_a_signal_while_report_writes_leaves_no_study(name: str, request: pytest.FixtureRequest,
+def test_a_signal_while_report_writes_leaves_no_study(name: str, world: dict,
                                                       tmp_path: Path, cli_signals: None,
                                                       monkeypatch: pytest.MonkeyPatch):
-    from tests.test_report import report_args
-
-    made = request.getfixturevalue("world")  # test_report's tiny checkpoints and data
     out = tmp_path / "study"
     signalled = SignalAtWrite(monkeypatch, SIGNALS[name], 3)
-    result = runner.invoke(app, [str(a) for a in report_args(made, out)])
+    result = runner.invoke(app, [str(a) for a in report_args(world, out)])
     assert signalled.sent and result.exit_code == 128 + SIGNALS[name], result.output
     assert not out.exists(), files_under(out)
     assert not staging_files(tmp_path)
