@@ -15,5 +15,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ["FancyArrowPatch", "FancyBboxPatch", "Line2D", "matplotlib", "plt"]
+__all__ = ["FancyArrowPatch", "FancyBboxPatch", "Line2D", "MaxNLocator", "matplotlib", "plt"]

@@ -8,10 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from matplotlib.ticker import MaxNLocator
-
 from fmtool.engine.io import DEFAULT_ADVICE, atomic_write
-from fmtool.engine.mpl import plt
+from fmtool.engine.mpl import MaxNLocator, plt
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 120, advice: str = DEFAULT_ADVICE,
