@@ -47,7 +47,7 @@ def test_classify_on_png_files_agrees_with_eval(real_run: dict, shared_data: Pat
     labels_from_classify = [r["predictions"][0]["label"] for r in json.loads(result.stdout)]
 
     model, config, _ = load_classifier(real_run["run"] / "best.pt", torch.device("cpu"))
-    eval_predictions = predict_logits(model, images, 32, torch.device("cpu"),
+    eval_predictions = predict_logits(model, images, config.image_size, torch.device("cpu"),
                                       tta_flip=config.tta_flip).argmax(1)  # as eval
     labels_from_eval = [config.class_names[i] for i in eval_predictions]
     assert len(labels_from_classify) == len(labels_from_eval) == 1000

@@ -87,9 +87,13 @@ def test_two_processes_end_with_the_weights_of_one_with_the_same_global_batch(tm
     for name in single:
         # the gradients were averaged: both processes took the same steps ...
         assert torch.equal(rank0[name], rank1[name]), name
-        # ... and those of one process on the whole batch, up to float rounding that Adam may
-        # scale up to a small share of its step (2e-3); wrong shards differ by whole steps
-        torch.testing.assert_close(rank0[name], single[name], rtol=1e-3, atol=2e-4, msg=name)
+        # ... and those of one process on the whole batch, up to float rounding. Adam's first
+        # steps move a weight by about lr whatever its gradient's size, so a rounding that flips
+        # the sign of a near-zero gradient moves that one weight by 2 x lr: compare the mean
+        # difference with how far training moved the weights (measured: at most 1%; other
+        # shards or unaveraged gradients move them in other directions altogether).
+        moved = (single[name] - start[name]).abs().mean()
+        assert (rank0[name] - single[name]).abs().mean() <= 0.03 * moved, name
     # and the weights did move, so the comparison says something
     assert any(not torch.allclose(single[name], start[name]) for name in single)
 
