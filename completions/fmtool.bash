@@ -26,7 +26,7 @@ _fmtool_options() {
         'export') echo --format -f --out -o --model -m --force --json --help -h ;;
         'train') echo --help -h ;;
         'train cnn') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --evaluate-last --seed --image-size --label-smoothing --crop-padding --flip --no-flip --erase --tta --no-tta --photo-jitter --photo-strength --dropout --variant --width --val-size --limit --test-limit --device --precision --compile --cuda-graph --data-dir --name --resume --no-resume --help -h ;;
-        'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --evaluate-last --seed --image-size --latent-dim --val-fraction --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
+        'train vae') echo --recipe --epochs --batch-size --lr --weight-decay --optimizer --schedule --step-size --gamma --warmup --ema-decay --evaluate-last --seed --image-size --latent-dim --val-fraction --decoder --kl-weight --limit --val-limit --device --precision --compile --data-dir --name --resume --no-resume --help -h ;;
     esac
 }
 
@@ -135,6 +135,8 @@ _fmtool_option_value() {
         'train vae --image-size') echo '@text' ;;
         'train vae --latent-dim') echo '@text' ;;
         'train vae --val-fraction') echo '@text' ;;
+        'train vae --decoder') echo 'transposed upsample' ;;
+        'train vae --kl-weight') echo '@text' ;;
         'train vae --limit') echo '@text' ;;
         'train vae --val-limit') echo '@text' ;;
         'train vae --device') echo 'auto cpu cuda mps' ;;

@@ -73,6 +73,14 @@ class Variant(Choice):
     code = "code"
 
 
+class Decoder(Choice):
+    """How the face VAE's decoder doubles its feature maps: the report's transposed
+    convolutions, or nearest-neighbour upsampling followed by a convolution."""
+
+    transposed = "transposed"
+    upsample = "upsample"
+
+
 class Invert(Choice):
     auto = "auto"
     always = "always"

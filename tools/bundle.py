@@ -62,6 +62,7 @@ def cnn_card(run: Path, command: str, fashion_dir: Path, photos_dir: Path) -> di
                                         photos["per_class_accuracy"].items()}},
         "storage": "fp16 weights (loaded into an fp32 model)",
         "selection": "best epoch by validation accuracy on 5,000 held-out training images",
+        "training": training_time(run),
         "fmtool_version": __version__,
     }
 
@@ -87,9 +88,27 @@ def vae_card(run: Path, command: str, faces_dir: Path) -> dict[str, Any]:
                     "fp32_psnr": round(trained["psnr"], 4), "fp32_ssim": round(trained["ssim"], 4),
                     "faces": stored["faces"], "people": stored["people"]},
         "storage": "fp16 weights (loaded into an fp32 model)",
-        "selection": "best epoch by validation loss (BCE + KL) on the held-out people",
+        "selection": "best epoch by validation loss (BCE + kl_weight x KL, the objective it "
+                     "was trained on) on the held-out people",
+        "training": training_time(run),
         "fmtool_version": __version__,
     }
+
+
+def training_time(run: Path) -> dict[str, Any]:
+    """How long the run trained (the sum of its epochs, scoring included) and on what CPU."""
+    import platform
+
+    from fmtool.engine.runs import read_metrics
+
+    cpu = platform.processor()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    seconds = sum(record.get("seconds", 0.0) for record in read_metrics(run))
+    return {"minutes": round(seconds / 60, 1), "cpu": cpu}
 
 
 def described(kind: str, recipe: dict[str, Any]) -> dict[str, Any]:

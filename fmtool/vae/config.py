@@ -14,7 +14,7 @@ from typing import Any
 from fmtool.data.faces import CROP, RESAMPLE
 from fmtool.engine.recipe import bounds_of
 from fmtool.engine.schema import MetadataError, plain, read_config
-from fmtool.models.vae import FaceVAE
+from fmtool.models.vae import DECODERS, FaceVAE
 from fmtool.vae.recipes import MAX_PARAMETERS, VAERecipe, parameter_count
 
 KIND = "vae"
@@ -24,20 +24,27 @@ KIND = "vae"
 class VAEConfig:
     """The report's VAE as trained: faces of `image_size` pixels (a multiple of 32), a code of
     `latent_dim` numbers, and the centre crop its faces were cut with (keep crop[0]/crop[1] of
-    the shorter side, as LFW's 224 of 250). Faces are resized bilinearly, pixels in [0, 1]."""
+    the shorter side, as LFW's 224 of 250). Faces are resized bilinearly, pixels in [0, 1].
+    `decoder` names the report's transposed convolutions or the upsampling variant
+    (fmtool.models.vae)."""
 
     image_size: int = 64
     latent_dim: int = 256
     crop: tuple[int, int] = CROP
+    decoder: str = "transposed"
 
     @classmethod
     def from_recipe(cls, recipe: VAERecipe) -> "VAEConfig":
-        return cls(image_size=recipe.image_size, latent_dim=recipe.latent_dim)
+        return cls(image_size=recipe.image_size, latent_dim=recipe.latent_dim,
+                   decoder=recipe.decoder)
 
     @classmethod
     def from_dict(cls, data: Any) -> "VAEConfig":
         """A config from its stored table: unknown keys, wrong types and values out of range
-        are a MetadataError."""
+        are a MetadataError. Tables written by fmtool 0.2 have no decoder: theirs was the
+        report's."""
+        if isinstance(data, dict) and "decoder" not in data:
+            data = {**data, "decoder": "transposed"}
         return read_config(cls, data).check()
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +60,8 @@ class VAEConfig:
         if parameter_count(self.image_size, self.latent_dim) > MAX_PARAMETERS:
             raise MetadataError(f"its architecture ({self.image_size} px, {self.latent_dim}-dim "
                                 "code) is larger than any VAE fmtool trains")
+        if self.decoder not in DECODERS:
+            raise MetadataError(f"its decoder is {self.decoder[:40]!r}, not {' or '.join(DECODERS)}")
         keep, of = self.crop
         if not 0 < keep <= of:
             raise MetadataError(f"its crop is {list(self.crop)}; it must be two whole numbers "
@@ -67,7 +76,8 @@ class VAEConfig:
 
     def build(self) -> FaceVAE:
         """The untrained network this config describes."""
-        return FaceVAE(image_size=self.image_size, latent_dim=self.latent_dim)
+        return FaceVAE(image_size=self.image_size, latent_dim=self.latent_dim,
+                       decoder=self.decoder)
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> "VAEConfig":

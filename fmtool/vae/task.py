@@ -72,8 +72,9 @@ class VAETask:
         with autocast(self.device, self.precision):
             logits, mu, logvar = model(x)
         bce, kl = vae_loss_terms(logits, x, mu, logvar)  # in fp32 whatever the autocast
-        loss = (bce + kl).mean()
-        sums = {"loss": (bce + kl).detach().sum(), "bce": bce.detach().sum(),
+        objective = bce + self.recipe.kl_weight * kl
+        loss = objective.mean()
+        sums = {"loss": objective.detach().sum(), "bce": bce.detach().sum(),
                 "kl": kl.detach().sum(), "count": torch.full((), float(len(x)), device=x.device)}
         return loss, sums
 
@@ -104,7 +105,8 @@ class VAETask:
             totals["psnr"] += float(image_metrics.psnr(recon, x).sum())
             totals["ssim"] += float(image_metrics.ssim(recon, x).sum())
         n = max(len(self.val_x), 1)
-        return {"val_loss": (totals["bce"] + totals["kl"]) / n, "val_bce": totals["bce"] / n,
+        objective = totals["bce"] + self.recipe.kl_weight * totals["kl"]
+        return {"val_loss": objective / n, "val_bce": totals["bce"] / n,
                 "val_kl": totals["kl"] / n, "val_psnr": totals["psnr"] / n,
                 "val_ssim": totals["ssim"] / n}
 

@@ -62,7 +62,8 @@ def test_train_vae_end_to_end_then_resume_then_use_the_latest_run(tmp_path: Path
     assert (run_dir / "reconstructions" / "epoch_0001.png").is_file()
     assert (run_dir / "loss_curve.png").is_file()
     meta = load_checkpoint(run_dir / "best.pt", expect_kind="vae").meta
-    assert meta["config"] == {"image_size": 32, "latent_dim": 16, "crop": [224, 250]}
+    assert meta["config"] == {"image_size": 32, "latent_dim": 16, "crop": [224, 250],
+                              "decoder": "transposed"}
     assert meta["recipe"]["lr"] == 3e-4
     assert meta["data"]["train_people"] + meta["data"]["val_people"] == 8
 
@@ -75,6 +76,21 @@ def test_train_vae_end_to_end_then_resume_then_use_the_latest_run(tmp_path: Path
     assert used.exit_code == 0, used.output
     report = json.loads(used.stdout)
     assert report["checkpoint"].endswith("tiny/best.pt") and report["images"] == 40
+
+
+def test_the_upsampling_decoder_and_a_kl_weight_train_and_are_kept(tmp_path: Path):
+    write_faces(tmp_path / "faces", people=6, per_person=4)
+    result = run("train", "vae", "--epochs", "1", "--data-dir", tmp_path / "faces", "--name", "up",
+                 "--decoder", "upsample", "--kl-weight", "0.25", *TINY)
+    assert result.exit_code == 0, result.output
+    run_dir = runs_dir("vae") / "up"
+    (record,) = read_metrics(run_dir)
+    assert record["val_loss"] == pytest.approx(record["val_bce"] + 0.25 * record["val_kl"])
+    assert record["train_loss"] == pytest.approx(record["train_bce"] + 0.25 * record["train_kl"])
+    meta = load_checkpoint(run_dir / "best.pt", expect_kind="vae").meta
+    assert meta["config"]["decoder"] == "upsample" and meta["recipe"]["kl_weight"] == 0.25
+    model, _, _ = load_vae(run_dir / "best.pt", CPU)
+    assert any(isinstance(m, torch.nn.Upsample) for m in model.decoder.modules())
 
 
 def _vae_trainer(faces: Path, run_dir: Path, **kwargs) -> Trainer:

@@ -9,6 +9,7 @@ from fmtool.cnn.recipes import BUNDLED, PAPER
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.engine.schema import MetadataError
+from tests.helpers.checkpoints import legacy_checkpoint
 
 
 def test_a_config_survives_its_table():
@@ -44,9 +45,15 @@ def test_a_table_missing_a_value_is_refused_rather_than_defaulted():
         CNNConfig.from_dict(table)
 
 
-def test_the_checkpoint_stores_the_config_and_the_bundled_older_layout_still_reads():
+def test_the_checkpoint_stores_the_config_and_the_older_layout_still_reads():
     meta = checkpoint_meta(CNNConfig(width=0.5), PAPER)
     assert meta["kind"] == "cnn" and CNNConfig.from_meta(meta) == CNNConfig(width=0.5)
+    shipped_by_0_1 = legacy_checkpoint("cnn").meta
+    assert "config" not in shipped_by_0_1  # written before configs existed
+    assert CNNConfig.from_meta(shipped_by_0_1) == CNNConfig(width=0.375, image_size=32,
+                                                             dropout=0.2, tta_flip=True)
+
+
+def test_the_bundled_model_stores_the_config_the_bundled_recipe_trains():
     shipped = load_checkpoint(bundled_checkpoint("cnn")).meta
-    assert "config" not in shipped  # written before configs existed
-    assert CNNConfig.from_meta(shipped) == CNNConfig.from_recipe(BUNDLED)
+    assert CNNConfig.from_dict(shipped["config"]) == CNNConfig.from_recipe(BUNDLED)

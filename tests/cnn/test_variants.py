@@ -13,8 +13,9 @@ from fmtool.cnn.task import CNNTask
 from fmtool.data import fashion
 from fmtool.data.fashion import load_from_dir
 from fmtool.engine.bundled import bundled_checkpoint
-from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fmtool.engine.checkpoint import Checkpoint, save_checkpoint
 from fmtool.models.cnn import FashionCNN
+from tests.helpers.checkpoints import legacy_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CPU = torch.device("cpu")
@@ -65,7 +66,7 @@ def test_a_code_checkpoint_comes_back_as_the_code_network_and_is_fed_min_max(tmp
 
 
 def test_checkpoints_from_before_the_variants_are_the_text_network(tmp_path: Path):
-    shipped = load_checkpoint(bundled_checkpoint("cnn"))  # written before configs existed
+    shipped = legacy_checkpoint("cnn")  # fmtool 0.1's layout, before configs
     meta = shipped.meta
     del meta["architecture"]["variant"], meta["normalization"]["scaling"]
     save_checkpoint(tmp_path / "old.pt", Checkpoint(meta, shipped.model))

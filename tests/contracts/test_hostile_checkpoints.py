@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER as CNN_PAPER
-from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.models.cnn import FashionCNN
-from tests.helpers.checkpoints import cnn_meta
+from tests.helpers.checkpoints import cnn_meta, legacy_checkpoint
 from tests.helpers.faces import make_vae_checkpoint, write_faces
 from tests.helpers.refusals import WIDTH, final_error, make_cnn_run
 
@@ -46,8 +45,8 @@ def _cnn_weights() -> dict[str, torch.Tensor]:
 
 def _legacy_cnn() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """A checkpoint in the layout fmtool wrote before configs (architecture, class_names,
-    normalization and tta_flip at the top): the bundled model is one."""
-    shipped = load_checkpoint(bundled_checkpoint("cnn"))
+    normalization and tta_flip at the top), as the model fmtool 0.1 shipped."""
+    shipped = legacy_checkpoint("cnn")
     return copy.deepcopy(shipped.meta), dict(shipped.model)
 
 
@@ -295,7 +294,7 @@ def test_vae_commands_refuse_wrong_metadata_and_weights(command: str, tmp_path: 
         "integer weights": (lambda w: w.update({"output.weight": w["output.weight"].long()}),
                             "not floating point"),
     }
-    legacy = load_checkpoint(bundled_checkpoint("vae"))
+    legacy = legacy_checkpoint("vae")
     cases = {**VAE_META_CASES, **weight_cases,
              **{f"older layout, {k}": v for k, v in LEGACY_VAE_META_CASES.items()}}
     for name, (change, reason) in cases.items():

@@ -3,6 +3,7 @@ network the config builds) and saved as a training run saves them, never written
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -60,4 +61,25 @@ def save_vae(path: Path, image_size: int = 32, latent_dim: int = 8, seed: int = 
     torch.manual_seed(seed)
     model = VAEConfig.from_dict(meta["config"]).build()
     save_checkpoint(path, Checkpoint(meta, model.state_dict()))
+    return path
+
+
+LEGACY_METAS = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def legacy_checkpoint(kind: str, seed: int = 0) -> Checkpoint:
+    """A checkpoint in the layout fmtool 0.1 wrote, before configs: the metadata of the model
+    0.1 shipped (tests/fixtures/KIND-0.1-meta.json, its card included) with seeded weights of
+    the network that metadata describes."""
+    meta = json.loads((LEGACY_METAS / f"{kind}-0.1-meta.json").read_text())
+    config = {"cnn": CNNConfig, "vae": VAEConfig}[kind].from_meta(meta)
+    torch.manual_seed(seed)
+    return Checkpoint(meta, config.build().state_dict())
+
+
+def save_legacy(path: Path, kind: str, seed: int = 0) -> Path:
+    """`legacy_checkpoint` saved as fmtool 0.1 saved it (format version 1)."""
+    checkpoint = legacy_checkpoint(kind, seed)
+    torch.save({"format_version": 1, "meta": json.dumps(checkpoint.meta),
+                "model": checkpoint.model}, path)
     return path

@@ -42,6 +42,20 @@ def test_smaller_sizes_keep_the_architecture_and_linear_layers_follow(size):
     assert logits.shape == (3, 3, size, size) and mu.shape == logvar.shape == (3, 16)
 
 
+def test_the_upsampling_decoder_has_the_reports_weights_but_no_transposed_convolution():
+    report, variant = FaceVAE(64, 16), FaceVAE(64, 16, decoder="upsample")
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in variant.decoder.modules())
+    doublings = [m for m in variant.decoder.modules() if isinstance(m, nn.Upsample)]
+    assert len(doublings) == 5 and all(m.scale_factor == 2 for m in doublings)
+    refine = 32 * 32 * 9 + 32 + 2 * 32  # one more 3x3 convolution and its BatchNorm at full size
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(variant) == count(report) + refine
+    logits, mu, _ = variant(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, 3, 64, 64) and mu.shape == (2, 16)
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        FaceVAE(64, 16, decoder="pixelshuffle")
+
+
 @pytest.mark.parametrize("size", [0, 48, 100])
 def test_size_must_be_a_multiple_of_32(size):
     with pytest.raises(ValueError, match="multiple of 32"):

@@ -9,6 +9,7 @@ from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.engine.schema import MetadataError
 from fmtool.vae.config import VAEConfig, checkpoint_meta
 from fmtool.vae.recipes import CPU
+from tests.helpers.checkpoints import legacy_checkpoint
 
 
 def test_a_config_survives_its_table_and_the_checkpoint_keeps_it():
@@ -29,6 +30,20 @@ def test_from_dict_refuses_what_fmtool_would_not_have_written(change: dict, mess
         VAEConfig.from_dict({**VAEConfig().to_dict(), **change})
 
 
-def test_the_bundled_vae_in_the_older_layout_still_reads():
+def test_a_config_table_of_fmtool_0_2_has_the_reports_decoder():
+    table = VAEConfig(decoder="upsample").to_dict()
+    del table["decoder"]
+    assert VAEConfig.from_dict(table).decoder == "transposed"
+    with pytest.raises(MetadataError, match="its decoder is 'pixelshuffle'"):
+        VAEConfig.from_dict({**table, "decoder": "pixelshuffle"})
+
+
+def test_the_older_layout_still_reads():
+    shipped_by_0_1 = legacy_checkpoint("vae").meta
+    assert "config" not in shipped_by_0_1
+    assert VAEConfig.from_meta(shipped_by_0_1) == VAEConfig(image_size=64, latent_dim=256)
+
+
+def test_the_bundled_vae_stores_the_config_the_cpu_recipe_trains():
     shipped = load_checkpoint(bundled_checkpoint("vae")).meta
-    assert "config" not in shipped and VAEConfig.from_meta(shipped) == VAEConfig.from_recipe(CPU)
+    assert VAEConfig.from_dict(shipped["config"]) == VAEConfig.from_recipe(CPU)
