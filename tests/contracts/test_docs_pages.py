@@ -22,6 +22,7 @@ from fmtool.cli.app import app
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
 from tests.helpers.paths import REPO
+from tools.card_quotes import FIGURE, QUOTE, refreshed
 
 DOCS = REPO / "docs"
 README = REPO / "README.md"
@@ -34,8 +35,6 @@ SET_UP = [
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test,export]' "
     "&& python -m pytest -q",
 ]
-QUOTE = re.compile(r'\[([^\]]+)\]\(([^ )]*) "card (cnn|vae) ([^" ]+)(?: \*(\d+))?"\)')
-FIGURE = re.compile(r"(\d[\d,]*(?:\.\d+)?)( ?%| dB)?")
 runner = CliRunner()
 
 
@@ -152,6 +151,22 @@ def test_the_quote_check_can_fail():
     assert quote_errors("21.26 dB", 21.2584, 1) is None and quote_errors("21.25 dB", 21.2584, 1)
     assert quote_errors("21.3 dB", 21.2584, 1)
     assert quote_errors("about", 1.0, 1)
+
+
+def test_tools_card_quotes_rewrites_a_stale_quote_as_the_check_wants_it():
+    card = {"cnn": {"metrics": {"test_accuracy": 0.9476, "photo_accuracy": 0.7, "test_correct": 9476}},
+            "vae": {"metrics": {"psnr": 22.71349, "ssim": 0.70312}}}
+    stale = ('[94.51%](m.md "card cnn metrics.test_accuracy") '
+             '[139 of the 200 photos](m.md "card cnn metrics.photo_accuracy *200") '
+             '[9,451](m.md "card cnn metrics.test_correct") [21.26 dB](m.md "card vae metrics.psnr") '
+             '([21.2584 dB](m.md "card vae metrics.psnr")) [0.6424](m.md "card vae metrics.ssim")')
+    text, changes = refreshed(stale, card)
+    assert len(changes) == 6
+    assert [label for label, *_ in QUOTE.findall(text)] == [
+        "94.76%", "140 of the 200 photos", "9,476", "22.71 dB", "22.7135 dB", "0.70312"]
+    for label, _, kind, key, scale in QUOTE.findall(text):
+        assert quote_errors(label, card_value(card[kind], key), int(scale or 1)) is None
+    assert refreshed(text, card) == (text, [])
 
 
 def test_the_json_page_gives_the_card_figures_of_fmtool_info():

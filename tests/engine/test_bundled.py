@@ -3,6 +3,7 @@ true, used by every command when there is no run of their kind yet, or by name (
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 from fmtool.cli.app import app
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
+from fmtool.engine.runs import checkpoint_history
 from fmtool.vae.config import VAEConfig
 from tests.helpers.fashion import synthetic_fashion
 from tests.helpers.paths import REPO
@@ -119,6 +121,23 @@ def test_the_models_page_names_the_vae_file_its_sha256_and_psnr():
     page = (REPO / "docs" / "models.md").read_text()
     assert hashlib.sha256(BUNDLED_VAE.read_bytes()).hexdigest() in page
     assert f"{vae_card()['metrics']['psnr']:.2f} dB" in page
+
+
+@pytest.mark.parametrize("kind, keys", [
+    ("cnn", {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc"}),
+    ("vae", {"train_loss", "train_bce", "train_kl", "val_loss", "val_psnr", "val_ssim"}),
+])
+def test_both_bundled_models_carry_the_history_of_every_epoch_they_trained(kind: str,
+                                                                          keys: set[str]):
+    """What `fmtool report` and `fmtool eval` draw the loss and accuracy curves from when the
+    model ships without its run folder."""
+    path = bundled_checkpoint(kind)
+    meta = load_checkpoint(path, expect_kind=kind).meta
+    history = checkpoint_history(path, meta)
+    assert [record["epoch"] for record in history] == list(range(1, meta["recipe"]["epochs"] + 1))
+    assert all(keys <= set(record) for record in history)
+    assert history[meta["epoch"] - 1] == meta["metrics"]  # the selected epoch, as recorded
+    assert len(json.dumps(history)) < 20_000  # a few KB in a file of megabytes
 
 
 @pytest.mark.parametrize("command", ["reconstruct", "fuse"])
