@@ -96,7 +96,8 @@ def vae_card(run: Path, command: str, faces_dir: Path) -> dict[str, Any]:
 
 
 def training_time(run: Path) -> dict[str, Any]:
-    """How long the run trained (the sum of its epochs, scoring included) and on what CPU."""
+    """How long the run trained (the sum of its epochs, scoring included), how many epochs (fewer
+    than its recipe's where it was stopped) and on what CPU."""
     import platform
 
     from fmtool.engine.runs import read_metrics
@@ -107,8 +108,9 @@ def training_time(run: Path) -> dict[str, Any]:
         names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines()
                  if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    seconds = sum(record.get("seconds", 0.0) for record in read_metrics(run))
-    return {"minutes": round(seconds / 60, 1), "cpu": cpu}
+    history = read_metrics(run)
+    seconds = sum(record.get("seconds", 0.0) for record in history)
+    return {"minutes": round(seconds / 60, 1), "epochs": len(history), "cpu": cpu}
 
 
 def described(kind: str, recipe: dict[str, Any]) -> dict[str, Any]:
