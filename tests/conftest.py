@@ -12,6 +12,8 @@ import pytest
 from tests.helpers.fashion import synthetic_fashion
 
 REPO = Path(__file__).resolve().parents[1]
+# fixtures defined beside the helpers they use: `cnn_run`, and the report's `world` and `study`
+pytest_plugins = ["tests.helpers.refusals", "tests.helpers.report"]
 
 
 @pytest.fixture(autouse=True)
