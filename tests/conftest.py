@@ -12,6 +12,18 @@ import pytest
 from tests.helpers.fashion import synthetic_fashion
 
 REPO = Path(__file__).resolve().parents[1]
+# fixtures defined beside the helpers they use: `cnn_run`, and the report's `world` and `study`
+pytest_plugins = ["tests.helpers.refusals", "tests.helpers.report"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-xdist runs one worker per core (addopts' `-n 2`): each worker's torch keeps to one
+    thread, so the workers do not fight over the cores, and so do the processes tests start."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

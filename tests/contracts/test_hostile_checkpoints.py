@@ -1,7 +1,7 @@
 """Hostile checkpoints, round two: files that load but whose metadata or weights must not be
 trusted (schema per model family, finite float weights), for classify, eval, reconstruct and fuse.
 
-Every refusal is one `error:` line on stderr that names the file or the flag, exit status 2.
+Refusals are checked by `final_error` (tests/helpers/refusals.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER as CNN_PAPER
@@ -20,15 +19,9 @@ from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoin
 from fmtool.models.cnn import FashionCNN
 from tests.helpers.checkpoints import cnn_meta, legacy_checkpoint
 from tests.helpers.faces import make_vae_checkpoint, write_faces
-from tests.helpers.refusals import WIDTH, final_error, make_cnn_run
+from tests.helpers.refusals import WIDTH, final_error, runner
 
-runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def cnn_run(tmp_path_factory) -> dict:
-    return make_cnn_run(tmp_path_factory.mktemp("cnn-run"))
 
 
 # == 4. checkpoint metadata and weights =========================================================

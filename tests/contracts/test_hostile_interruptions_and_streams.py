@@ -44,7 +44,7 @@ from tests.helpers.output import (
     one_error_line,
     png,
 )
-from tests.helpers.report import make_world, report_args
+from tests.helpers.report import report_args
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -87,12 +87,6 @@ def ctx(tmp_path: Path, tiny_models: dict, fmtool_home: Path) -> dict:
     for index in range(6):
         face_image(index, 0, size=64).save(faces / f"face {index}.jpg")
     return {**tiny_models, "faces": faces, "run": cnn_run(fmtool_home), "tmp": tmp_path}
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict:
-    """The report tests' tiny checkpoints and data."""
-    return make_world(tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 their range and before any work; run names that are not usable folder names; data sets with a
 zero dimension, images of the wrong size, face folders that give one image.
 
-Every refusal is one `error:` line on stderr that names the file or the flag, exit status 2.
+Refusals are checked by `final_error` (tests/helpers/refusals.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER as CNN_PAPER
@@ -23,15 +22,9 @@ from fmtool.errors import UserError
 from fmtool.vae.recipes import PAPER as VAE_PAPER
 from tests.helpers.faces import write_faces
 from tests.helpers.fashion import synthetic_fashion, write_idx
-from tests.helpers.refusals import TINY_CNN, final_error, make_cnn_run
+from tests.helpers.refusals import TINY_CNN, final_error, runner
 
-runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def cnn_run(tmp_path_factory) -> dict:
-    return make_cnn_run(tmp_path_factory.mktemp("cnn-run"))
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,9 @@ TINY = ["--recipe", "paper", "--epochs", str(EPOCHS), "--batch-size", "16", "--w
         "--device", "cpu"]
 TIMING = {"seconds", "images_per_s"}  # the only fields of an epoch record that may differ
 KILL_SEED = int(os.environ.get("FMTOOL_KILL_SEED", "7"))
+# how long a process may take before it counts as hung: a few seconds on a quiet machine, but
+# over 180 s where the cores are lent to other work
+PROCESS_TIMEOUT = 600
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -68,13 +71,13 @@ class Training:
             assert time.monotonic() < deadline, f"timed out:\n{self.output}"
             time.sleep(0.01)
 
-    def finish(self, timeout: float = 180) -> int:
+    def finish(self, timeout: float = PROCESS_TIMEOUT) -> int:
         return self.process.wait(timeout)
 
 
 def _run_fmtool(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fmtool", *args], env=_env(home),
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
 
 
 def _epochs(run: Path) -> list[dict]:
@@ -214,12 +217,12 @@ def test_a_full_disk_gives_one_clear_line_and_keeps_the_earlier_checkpoint(
                   f" && cp -a '{mount}/.' '{home}/'; exit $status")
         result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                                  script, "sh", *resume], env=_env(home), capture_output=True,
-                                text=True, timeout=180)
+                                text=True, timeout=PROCESS_TIMEOUT)
         reason = "No space left on device"
     else:
         limit = max(p.stat().st_size for p in run.iterdir() if p.suffix != ".pt") + room
         result = subprocess.run(resume, env=_env(home), capture_output=True, text=True,
-                                timeout=180, preexec_fn=lambda: resource.setrlimit(
+                                timeout=PROCESS_TIMEOUT, preexec_fn=lambda: resource.setrlimit(
                                     resource.RLIMIT_FSIZE, (limit, limit)))
         reason = "File too large"
     assert result.returncode == 2, result.stderr

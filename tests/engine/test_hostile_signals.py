@@ -1,8 +1,6 @@
 """Signals: SIGTERM during training (saves like Ctrl-C, exit 143), Ctrl-C and SIGTERM during
 `reconstruct` (the rerun needs no --force), and Ctrl-C during face decoding (queued decodes are
 dropped).
-
-Every refusal is one `error:` line on stderr that names the file or the flag, exit status 2.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.engine.checkpoint import load_checkpoint
@@ -26,9 +23,8 @@ from fmtool.engine.trainer import _StopFlag
 from tests.helpers.faces import make_vae_checkpoint, write_faces
 from tests.helpers.fashion import synthetic_fashion
 from tests.helpers.paths import REPO
-from tests.helpers.refusals import TINY_CNN
+from tests.helpers.refusals import TINY_CNN, runner
 
-runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -169,13 +165,15 @@ def slow(path, size, crop=faces.CROP):
     return np.zeros((size, size, 3), np.uint8)
 faces.load_face = slow
 print("decoding", flush=True)
-faces.decode_faces([Path(f"face{i}.jpg") for i in range(400)], 32)
+faces.decode_faces([Path(f"face{i}.jpg") for i in range(2000)], 32)
 print("finished", flush=True)
 """
 
 
 def test_ctrl_c_during_face_decoding_does_not_wait_for_the_queue(tmp_path: Path):
-    """400 queued decodes of 0.25 s each take 12 s or more on 8 threads; Ctrl-C must not."""
+    """2,000 queued decodes of 0.25 s each take 62 s or more on 8 threads; Ctrl-C must not. The
+    bound leaves the child, starved of CPU on a loaded machine, seconds to exit, and is still
+    far below what waiting for the queue takes."""
     process = subprocess.Popen([sys.executable, "-c", _SLOW_DECODE], env=_env(tmp_path),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -183,13 +181,13 @@ def test_ctrl_c_during_face_decoding_does_not_wait_for_the_queue(tmp_path: Path)
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         start = time.monotonic()
-        output, errors = process.communicate(timeout=60)
+        output, errors = process.communicate(timeout=120)
         waited = time.monotonic() - start
     finally:
         if process.poll() is None:
             process.kill()
     assert "KeyboardInterrupt" in errors and "finished" not in output  # the child prints to stdout
-    assert waited < 3.0, f"Ctrl-C waited {waited:.1f} s for the queued decodes"
+    assert waited < 15.0, f"Ctrl-C waited {waited:.1f} s for the queued decodes"
 
 
 def test_decode_faces_still_returns_every_face_in_order(tmp_path: Path):

@@ -2,7 +2,7 @@
 run cannot be resumed), and damaged run.json, last.pt training state and metrics.jsonl on
 --resume and eval.
 
-Every refusal is one `error:` line on stderr that names the file or the flag, exit status 2.
+Refusals are checked by `final_error` (tests/helpers/refusals.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any, Callable
 import pytest
 import torch
 from torch import nn
-from typer.testing import CliRunner
 
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER as CNN_PAPER
@@ -23,15 +22,9 @@ from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoin
 from fmtool.engine.runs import read_metrics
 from fmtool.engine.trainer import Trainer
 from fmtool.errors import UserError
-from tests.helpers.refusals import final_error, make_cnn_run
+from tests.helpers.refusals import final_error, runner
 
-runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def cnn_run(tmp_path_factory) -> dict:
-    return make_cnn_run(tmp_path_factory.mktemp("cnn-run"))
 
 
 # -- the training loop: NaN never becomes best.pt --------------------------------------------

@@ -1,11 +1,17 @@
 """What the refusal tests share: the one error line a refused command ends with, and a tiny
-CNN trained for one epoch through the command line."""
+CNN trained for one epoch through the command line, as the fixture `cnn_run` (tests/conftest.py
+loads this module as a plugin, so every test can ask for it by name).
+
+Every refusal is one `error:` line on stderr that names the file or the flag, exit status 2.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from fmtool.cli.app import app
@@ -35,3 +41,19 @@ def make_cnn_run(root: Path) -> dict:
                                  "--name", "r", *TINY_CNN], env=env)
     assert result.exit_code == 0, result.output
     return {"data": data, "home": root / "home", "run": root / "home/data/runs/cnn/r"}
+
+
+@pytest.fixture(scope="session")
+def trained_cnn_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One training for the whole session (per xdist worker); tests use `cnn_run`'s copies."""
+    return make_cnn_run(tmp_path_factory.mktemp("cnn-run"))
+
+
+@pytest.fixture(scope="module")
+def cnn_run(trained_cnn_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`make_cnn_run`'s run, copied for each module: commands such as `project` write into the
+    run folder, and what one module writes must not reach another."""
+    home = tmp_path_factory.mktemp("cnn-run-copy") / "home"
+    shutil.copytree(trained_cnn_run["home"], home)
+    return {**trained_cnn_run, "home": home, "run": home / trained_cnn_run["run"].relative_to(
+        trained_cnn_run["home"])}

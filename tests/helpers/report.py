@@ -1,9 +1,14 @@
 """`fmtool report`'s tiny world: checkpoints, metrics, look-alike data and faces, and the
-command line that makes a study of them."""
+command line that makes a study of them; and, as the fixtures `world` and `study`
+(tests/conftest.py loads this module as a plugin), one world and one study for every test that
+only reads them, made once per session (per xdist worker)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from fmtool.cnn.recipes import PAPER
 from fmtool.data.faces import load_face_splits
@@ -43,3 +48,23 @@ def report_args(world: dict, out: Path, *more: object) -> list[object]:
     return ["report", "--cnn", world["cnn"], "--vae", world["vae"], "--data-dir", world["data"],
             "--faces-dir", world["faces"], "--pairs", world["pairs"], "--out", out,
             "--device", "cpu", *more]
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """make_world's files; tests only read them (and write beside them, under "root")."""
+    return make_world(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="session")
+def study(world: dict) -> dict:
+    """What `fmtool report --json` of `world` prints; the study is in its "out" folder, which
+    tests only read (one that changes a study changes a copy)."""
+    from typer.testing import CliRunner
+
+    from fmtool.cli.app import app
+
+    out = world["root"] / "study"
+    result = CliRunner().invoke(app, [str(a) for a in report_args(world, out, "--json")])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

@@ -25,7 +25,7 @@ from fmtool.report.vae_figures import _pick
 from fmtool.vae.evaluate import split_check
 from fmtool.vae.fuse import group_files
 from tests.helpers.faces import make_vae_checkpoint
-from tests.helpers.report import make_world, report_args
+from tests.helpers.report import report_args
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 runner = CliRunner()
@@ -34,18 +34,6 @@ FIGURES = [f"Figure {n}" for n in range(1, 13)] + ["Table 2"]
 
 def run(*args: object):
     return runner.invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict:
-    return make_world(tmp_path_factory.mktemp("report"))
-
-
-@pytest.fixture(scope="module")
-def study(world: dict) -> dict:
-    result = run(*report_args(world, world["root"] / "study", "--json"))
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def links(page: str) -> list[str]:

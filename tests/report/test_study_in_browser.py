@@ -22,10 +22,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
-
-from fmtool.cli.app import app
-from tests.helpers.report import make_world, report_args
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -48,13 +44,8 @@ pytestmark = [
         "Debian: apt-get install chromium (.ci/run does)")),
 ]
 
-# The tiny CNN, VAE, Fashion-MNIST look-alikes and faces that tests/helpers/report.py builds its
-# study from: every figure is drawn, in seconds, without the real data sets.
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> dict:
-    return make_world(tmp_path_factory.mktemp("browser"))
+# The study is tests/helpers/report.py's, of its tiny CNN, VAE, Fashion-MNIST look-alikes and
+# faces: every figure is drawn, in seconds, without the real data sets.
 
 WIDTH, HEIGHT = 1280, 900
 MAX_SHOT_HEIGHT = 16000  # Chromium's largest texture is 16384 px
@@ -257,10 +248,9 @@ def keep(screenshot: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def study(world: dict) -> Path:
-    result = CliRunner().invoke(app, [str(a) for a in report_args(world, world["root"] / "study")])
-    assert result.exit_code == 0, result.output
-    return world["root"] / "study"
+def study(study: dict) -> Path:
+    """The shared study's folder."""
+    return Path(study["out"])
 
 
 def test_every_figure_loads_in_chromium_and_nothing_is_logged_as_an_error(study: Path, tmp_path: Path):
