@@ -162,7 +162,7 @@ def torchscript_metadata(path: Path) -> dict:
     return json.loads(extra["fmtool.json"])
 
 
-def test_exported_cnn_names_its_classes_and_input_contract(exported_cnn):
+def test_exported_cnn_names_its_classes_and_input_contract(exported_cnn, cnn):
     import onnxruntime
 
     metadata = onnx_metadata(exported_cnn["onnx"])
@@ -171,7 +171,8 @@ def test_exported_cnn_names_its_classes_and_input_contract(exported_cnn):
     assert metadata["input_name"] == "images" and metadata["output_name"] == "logits"
     assert metadata["input_shape"] == ["N", 1, 28, 28] and metadata["input_range"] == [0, 1]
     assert "light on a black background" in metadata["input_picture"]
-    assert metadata["image_size"] == 32 and metadata["tta_flip"] is True
+    assert metadata["image_size"] == cnn.config.image_size == 28  # the network's own input
+    assert metadata["tta_flip"] is True
     assert metadata["scaling"] == {"name": "standard", "mean": fashion.MEAN, "std": fashion.STD}
     assert metadata["fmtool_version"] == "0.2.0"
     # the batch is dynamic: one picture at a time works too

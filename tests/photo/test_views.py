@@ -123,7 +123,7 @@ def test_classify_averages_the_models_logits_over_the_views(tmp_path: Path):
     answers = {}
     for single in (False, True):
         views = load_fashion_views(path, single=single)
-        logits = predict_logits(cnn.model, torch.from_numpy(views), 32, cpu,
+        logits = predict_logits(cnn.model, torch.from_numpy(views), cnn.config.image_size, cpu,
                                 tta_flip=cnn.config.tta_flip)
         (result,) = cnn.classify([path], top_k=10, single_view=single)
         answers[single] = dict(result.predictions)
