@@ -19,6 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from fmtool.cli.app import app
+from fmtool.data.faces import load_face_splits
 from tests.helpers.faces import make_vae_checkpoint, write_faces
 from tests.helpers.fashion import synthetic_fashion
 from tools import docs_gen
@@ -104,7 +105,11 @@ def world(tmp_path_factory) -> dict:
     (root / "broken.png").write_bytes(b"")
     write_faces(root / "faces", people=2, per_person=2, size=64)
     (root / "pairs.txt").write_text("Person_0_0001.jpg Person_1_0002.jpg\n")
-    yield {"root": root, "env": env, "data": str(data), "vae": str(make_vae_checkpoint(root / "vae.pt"))}
+    # The faces split as `train vae` would record it, so `report` checks its split as it does for
+    # a trained model (split_matches is then true or false, as the documented example shows).
+    split = load_face_splits(root / "faces", 32, 0.1).info(0.1)
+    vae = make_vae_checkpoint(root / "vae.pt", data=split)
+    yield {"root": root, "env": env, "data": str(data), "vae": str(vae)}
     torch.set_num_threads(threads)
 
 
