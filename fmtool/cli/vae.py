@@ -55,7 +55,7 @@ def train_vae(
 ) -> None:
     """Train the report's VAE on faces (LFW, downloaded on first use, or any folder of faces).
 
-    Faces are centre-cropped (224/250 of the shorter side), resized to --image-size and decoded once into a cache. Validation holds out whole people (folders) and is measured every epoch: loss (BCE + KL, as its parts), and PSNR and SSIM of the reconstructions.
+    Faces are centre-cropped (224/250 of the shorter side), resized to --image-size and decoded once into a cache. Validation holds out whole people (folders) and is measured every epoch: loss (BCE + w x KL with w = --kl-weight, and its parts), and PSNR and SSIM of the reconstructions.
 
     The run folder keeps run.json, metrics.jsonl, last.pt (resumable), best.pt (lowest validation loss), reconstructions/epoch_NNNN.png and the loss and PSNR curves. Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 143); --resume continues where it stopped.
     """

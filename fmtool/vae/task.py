@@ -35,7 +35,8 @@ GRID_FOLDER = "reconstructions"
 
 @dataclass
 class VAETask:
-    """BCE + KL training of the report's VAE; picks best.pt by validation loss."""
+    """BCE + w KL training of the report's VAE (w = the recipe's kl_weight, 1 in the report);
+    picks best.pt by the same objective on the held-out people."""
 
     faces: FaceSplits
     recipe: VAERecipe
@@ -125,6 +126,6 @@ class VAETask:
                   run_dir / GRID_FOLDER / f"epoch_{epoch:04d}.png", columns=len(originals))
         history = read_metrics(run_dir)
         plots.curves(history, [("train_loss", "train"), ("val_loss", "validation")],
-                     "BCE + KL per image", "Loss per epoch", run_dir / "loss_curve.png")
+                     "BCE + w KL per image", "Loss per epoch", run_dir / "loss_curve.png")
         plots.curves(history, [("val_psnr", "validation")], "PSNR (dB)",
                      "Validation reconstruction PSNR", run_dir / "psnr_curve.png")
