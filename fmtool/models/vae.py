@@ -76,7 +76,6 @@ class FaceVAE(nn.Module):
             raise ValueError(f"latent_dim must be positive, got {latent_dim}")
         self.image_size = image_size
         self.latent_dim = latent_dim
-        self.decoder_kind = decoder
         self.side = image_size // DOWNSCALE
         widths = (in_channels,) + CHANNELS
         self.encoder = nn.Sequential(*(_down(a, b) for a, b in zip(widths, widths[1:])))

@@ -71,7 +71,7 @@ PAPER = VAERecipe(
 )
 
 # The same VAE at 64 px, for a laptop CPU: a 64 px face is 12x fewer pixels than 224 px and the
-# network has 4.7 million weights instead of 22.4, so an epoch takes about a minute on one core.
+# network has 4.7 million weights instead of 22.4, so an epoch takes a minute or more on one core.
 # A larger learning rate on a cosine schedule gets there in tens of epochs, not 1,000. In short
 # runs (docs/recipes.md) a KL weight of 0.1 and batches of 32 gave the sharpest faces per
 # minute; a larger learning rate and an upsampling decoder did worse.
@@ -86,7 +86,7 @@ CPU = replace(
     image_size=64,
     kl_weight=0.1,
     description="the report's VAE at 64 px for a CPU: BCE + 0.1 x KL, Adam 1e-3 on a cosine "
-                "schedule, 75 epochs, batch 32 (about 85 minutes on one CPU core)",
+                "schedule, 75 epochs, batch 32 (under 90 minutes on one core of a 2-core CPU)",
 )
 
 RECIPES: dict[str, VAERecipe] = {r.name: r for r in (PAPER, CPU)}

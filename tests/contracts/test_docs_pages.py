@@ -19,10 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from fmtool.cli.app import app
-from fmtool.engine.bundled import bundled_checkpoint
-from fmtool.engine.checkpoint import load_checkpoint
 from tests.helpers.paths import REPO
-from tools.card_quotes import FIGURE, QUOTE, refreshed
+from tools.card_quotes import FIGURE, QUOTE, card_value, cards, documents, refreshed
 
 DOCS = REPO / "docs"
 README = REPO / "README.md"
@@ -36,24 +34,6 @@ SET_UP = [
     "&& python -m pytest -q",
 ]
 runner = CliRunner()
-
-
-def documents() -> list[Path]:
-    return [README, *sorted(DOCS.glob("*.md"))]
-
-
-def cards() -> dict[str, dict]:
-    return {kind: load_checkpoint(bundled_checkpoint(kind), expect_kind=kind).meta["card"]
-            for kind in ("cnn", "vae")}
-
-
-def card_value(card: dict, key: str) -> float:
-    value: object = card
-    for part in key.split("."):
-        assert isinstance(value, dict) and part in value, f"the card has no {key!r}"
-        value = value[part]
-    assert isinstance(value, (int, float)) and not isinstance(value, bool), f"{key!r} is no figure"
-    return float(value)
 
 
 def quote_errors(text: str, value: float, scale: int) -> str | None:
