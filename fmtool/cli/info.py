@@ -11,6 +11,7 @@ import typer
 from fmtool import __version__
 from fmtool.cli import output
 from fmtool.cli.options import JsonOpt
+from fmtool.engine.bundled import BUILTIN
 
 # The figures of a model card that info shows (the card in the checkpoint holds more).
 CARD_FIGURES = ("test_accuracy", "val_accuracy", "photo_accuracy", "psnr", "ssim")
@@ -48,6 +49,26 @@ def checkpoint_card(checkpoint: Path) -> dict[str, Any]:
     return {"checkpoint": str(path), **{key: meta[key] for key in CARD_KEYS if key in meta}}
 
 
+def bundled_cards() -> dict[str, dict[str, Any]]:
+    """`checkpoint_card` of every model that ships with fmtool, by kind: `builtin` names the
+    bundled model of whichever kind a command reads, and info reads both."""
+    from fmtool.engine.bundled import bundled_checkpoint
+    from fmtool.engine.runs import RUN_KINDS, choose_checkpoint
+
+    return {kind: checkpoint_card(choose_checkpoint(Path(BUILTIN), kind)[0])
+            for kind in RUN_KINDS if bundled_checkpoint(kind) is not None}
+
+
+def _print_card(card: dict[str, Any]) -> None:
+    """One `key value` row per table of the card, and one per entry of a bundled model's card."""
+    card = dict(card)
+    table = card.pop("card", {})
+    rows = ([(f"card.{k}", v) for k, v in table.items() if k != "recipe"]
+            if isinstance(table, dict) else [("card", table)])
+    for key, value in [*card.items(), *rows]:
+        output.stdout.print(f"{key:<13} {output.escape(_card_value(value))}")
+
+
 def _card_value(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={_card_value(v)}" for k, v in value.items())
@@ -57,22 +78,28 @@ def _card_value(value: Any) -> str:
 
 
 def info(
-    checkpoint: Annotated[Optional[Path], typer.Argument(help="A checkpoint (.pt file or run folder): show its model, every recipe value it was trained with, its epoch and scores instead.", show_default=False)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="A checkpoint (.pt file or run folder): show its model, every recipe value it was trained with, its epoch and scores instead; builtin shows both bundled models' cards.", show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Version, the device fmtool would choose, torch version, where files live, and the models
     that ship with fmtool (used when there is no run of that kind yet, or as --checkpoint
     builtin); with a checkpoint, that model's card."""
+    if checkpoint is not None and checkpoint.as_posix() == BUILTIN:
+        cards = bundled_cards()
+        if json_out:
+            output.print_json(cards)
+            return
+        for index, card in enumerate(cards.values()):
+            if index:
+                output.stdout.print()
+            _print_card(card)
+        return
     if checkpoint is not None:
         card = checkpoint_card(checkpoint)
         if json_out:
             output.print_json(card)
             return
-        table = card.pop("card", {})  # a bundled model's card: one row per entry
-        rows = ([(f"card.{k}", v) for k, v in table.items() if k != "recipe"]
-                if isinstance(table, dict) else [("card", table)])
-        for key, value in [*card.items(), *rows]:
-            output.stdout.print(f"{key:<13} {output.escape(_card_value(value))}")
+        _print_card(card)
         return
     import torch
 

@@ -4,6 +4,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from fmtool.cli.app import app
@@ -49,6 +50,25 @@ def test_the_bundled_models_card_shows_its_measured_figures():
     rows = card_rows(result.stdout)
     assert rows["card.command"].startswith("fmtool train cnn --recipe ")
     assert "test_accuracy=" in rows["card.metrics"] and "photo_accuracy=" in rows["card.metrics"]
+
+
+def test_builtin_shows_the_card_of_each_bundled_model():
+    result = runner.invoke(app, ["info", "builtin", "--json"])
+    assert result.exit_code == 0, result.output
+    cards = json.loads(result.stdout)
+    assert list(cards) == ["cnn", "vae"]
+    for kind, card in cards.items():
+        assert card["checkpoint"] == str(bundled_checkpoint(kind)) and card["kind"] == kind
+        assert card["card"]["command"].startswith(f"fmtool train {kind} --recipe ")
+
+
+def test_builtin_beside_a_local_builtin_folder_is_refused(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "builtin").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["info", "builtin"])
+    assert result.exit_code != 0
+    assert "there is also ./builtin here" in result.output
 
 
 def test_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path: Path):
