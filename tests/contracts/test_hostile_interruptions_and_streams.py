@@ -424,7 +424,7 @@ def test_fmtool_home_that_is_a_file_is_blamed_on_fmtool_home(tmp_path: Path):
 
 def test_a_relative_fmtool_home_is_refused(tmp_path: Path):
     result = subprocess.run([sys.executable, "-m", "fmtool", "info"], capture_output=True,
-                            env={**_env(tmp_path), "FMTOOL_HOME": "relative/home"}, timeout=60,
+                            env={**_env(tmp_path), "FMTOOL_HOME": "relative/home"}, timeout=120,
                             cwd=tmp_path)
     assert result.returncode == 2
     assert "FMTOOL_HOME=relative/home is a relative path" in result.stderr.decode()
