@@ -26,6 +26,9 @@ from fmtool.models.cnn import LAYER_NAMES
 
 FORMATS = (".png", ".svg", ".pdf")
 THUMB = 28  # pixels per thumbnail (the images' own size)
+# White around the outermost thumbnails, in pixels: without it they touch the panel's frame and
+# read as cut off.
+THUMB_MARGIN = THUMB // 2
 MAX_COLUMNS = 4  # more panels than this wrap onto further rows (e.g. --layer all: 3 rows)
 
 
@@ -54,19 +57,20 @@ def _title(item: Projection, method: str) -> str:
 def thumbnail_canvas(coords: np.ndarray, images: np.ndarray, colours: np.ndarray,
                      side: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """An RGB [side, side, 3] picture with each uint8 [28,28] image pasted, tinted, where its
-    point lies, and the picture's extent in data coordinates (for imshow)."""
+    point lies, THUMB_MARGIN white pixels around them all, and the picture's extent in data
+    coordinates (for imshow)."""
     low, high = coords.min(0), coords.max(0)
     span = np.where(high > low, high - low, 1.0)
-    room = side - THUMB
-    cols = np.rint((coords[:, 0] - low[0]) / span[0] * room).astype(int)
-    rows = np.rint((high[1] - coords[:, 1]) / span[1] * room).astype(int)
+    room = side - THUMB - 2 * THUMB_MARGIN
+    cols = THUMB_MARGIN + np.rint((coords[:, 0] - low[0]) / span[0] * room).astype(int)
+    rows = THUMB_MARGIN + np.rint((high[1] - coords[:, 1]) / span[1] * room).astype(int)
     canvas = np.ones((side, side, 3))
     alpha = images.astype(np.float64)[..., None] / 255.0
     for i in range(len(coords)):
         patch = canvas[rows[i]:rows[i] + THUMB, cols[i]:cols[i] + THUMB]
         patch *= 1.0 - alpha[i]
         patch += alpha[i] * colours[i]
-    half = THUMB / 2 * span / room
+    half = (THUMB / 2 + THUMB_MARGIN) * span / room
     extent = (low[0] - half[0], high[0] + half[0], low[1] - half[1], high[1] + half[1])
     return canvas, extent
 

@@ -198,9 +198,12 @@ def test_thumbnail_canvas_tints_each_image_with_its_class_colour_at_its_point():
     images = np.full((2, 28, 28), 255, dtype=np.uint8)
     colours = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     canvas, extent = projection_plots.thumbnail_canvas(coords, images, colours, side=100)
-    np.testing.assert_allclose(canvas[-1, 0], [1, 0, 0])  # (0, 0): bottom left, red
-    np.testing.assert_allclose(canvas[0, -1], [0, 0, 1])  # (1, 1): top right, blue
+    inside = projection_plots.THUMB_MARGIN
+    np.testing.assert_allclose(canvas[-1 - inside, inside], [1, 0, 0])  # (0, 0): bottom left, red
+    np.testing.assert_allclose(canvas[inside, -1 - inside], [0, 0, 1])  # (1, 1): top right, blue
     np.testing.assert_allclose(canvas[50, 50], [1, 1, 1])  # white between them
+    for edge in (canvas[:inside], canvas[-inside:], canvas[:, :inside], canvas[:, -inside:]):
+        np.testing.assert_allclose(edge, 1.0)  # no thumbnail touches the frame
     assert extent[0] < 0 and extent[1] > 1  # room for the thumbnails' halves beyond the points
 
 
