@@ -56,7 +56,7 @@ def describe(module: nn.Module) -> tuple[str, str]:
         size = size if isinstance(size, int) else size[0]
         return f"{type(module).__name__[:-2]} {size}×{size}", "pool"
     if isinstance(module, nn.Dropout):
-        return f"Dropout {module.p:g}", "dropout"
+        return (f"Dropout {module.p:g}" if module.p else "Dropout 0 (off)"), "dropout"
     if isinstance(module, nn.BatchNorm2d):
         return "BN", "norm"
     return type(module).__name__, "activation"

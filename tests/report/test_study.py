@@ -302,6 +302,10 @@ def test_diagrams_are_traced_from_the_models_branches_included():
     assert {units[i].name for i in joined.inputs} == {"conv4", "conv6"}
     assert joined.shape == (16, 16, 16) and by_name["output"].shape == (10,)
     assert by_name["conv6"].parts[0] == "Conv 5×5, 8→8"
+    assert by_name["drop1"].parts[0] == "Dropout 0.7"
+    without = {unit.name: unit for unit in trace(FashionCNN(width=0.0625, dropout=0.0),
+                                                 torch.zeros(1, 1, 32, 32))}
+    assert without["drop1"].parts[0] == "Dropout 0 (off)"
     vae = {unit.name: unit for unit in trace(FaceVAE(32, 8), torch.zeros(1, 3, 32, 32))}
     assert vae["sample"].parts[0] == "z = fc_mu + exp(0.5 · fc_logvar) · ε"
     assert vae["output"].shape == (3, 32, 32)
