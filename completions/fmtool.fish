@@ -31,7 +31,7 @@ complete -c fmtool -n '__fmtool_is ' -a info -d 'Version, the device fmtool woul
 complete -c fmtool -n '__fmtool_is ' -a eval -d 'Test accuracy, per-class accuracy and the confusion matrix of a CNN checkpoint.'
 complete -c fmtool -n '__fmtool_is ' -a classify -d 'Classify images with a CNN checkpoint: one line per image, path<TAB>label<TAB>probability.'
 complete -c fmtool -n '__fmtool_is ' -a project -d 'Project a CNN layer\'s activations on test images to 2-D with t-SNE or PCA (Figures 5-7).'
-complete -c fmtool -n '__fmtool_is ' -a reconstruct -d 'Reconstruct every face in FOLDER with a VAE checkpoint.'
+complete -c fmtool -n '__fmtool_is ' -a reconstruct -d 'Reconstruct every face in DIR with a VAE checkpoint.'
 complete -c fmtool -n '__fmtool_is ' -a fuse -d 'Blend faces through the VAE\'s latent space (the report\'s Figures 11 and 12).'
 complete -c fmtool -n '__fmtool_is ' -a report -d 'Rebuild the report\'s study from a CNN and a VAE checkpoint: every figure and table, numbered as in the report, with the report\'s numbers beside fmtool\'s.'
 complete -c fmtool -n '__fmtool_is ' -a export -d 'Export a model as a file that runs without fmtool: ONNX (onnxruntime, ...) or TorchScript (torch.jit.load).'

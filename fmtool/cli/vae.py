@@ -81,11 +81,11 @@ def reconstruct(
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Reconstruct every face in FOLDER with a VAE checkpoint.
+    """Reconstruct every face in DIR with a VAE checkpoint.
 
     Writes into --out: images/ (each reconstruction as PNG), side_by_side_NNN.png (the report's Figure 9: 64 originals beside their reconstructions), alternating_NNN.png (Figure 10: pairs in alternating columns) and metrics.csv (per image: BCE, MSE, PSNR, SSIM). Faces get the training preprocessing (centre crop, resize). Deterministic unless --sample.
 
-    Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force, checked before any work; the outputs appear together at the end, or none does if the run fails or is interrupted part-way (Ctrl-C, SIGTERM), so running it again needs no --force. Two faces that would share an output name (a.jpg, a.png) keep their extension (a.jpg.png, a.png.png). --out may be FOLDER itself: reconstruct's own outputs there are not read as inputs.
+    Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force, checked before any work; the outputs appear together at the end, or none does if the run fails or is interrupted part-way (Ctrl-C, SIGTERM), so running it again needs no --force. Two faces that would share an output name (a.jpg, a.png) keep their extension (a.jpg.png, a.png.png). --out may be DIR itself: reconstruct's own outputs there are not read as inputs.
     """
     from fmtool.api import VAE
 
