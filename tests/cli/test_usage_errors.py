@@ -65,3 +65,11 @@ def test_an_option_without_its_value_is_one_line(here: Path):
 def test_a_group_without_a_command_still_shows_its_help(args: list[str]):
     result = runner.invoke(app, args)
     assert "Usage: fmtool" in result.output and "error:" not in result.output
+
+
+@pytest.mark.parametrize("args", [["classify", "-h"], ["train", "cnn", "-h"], ["-h"]])
+def test_help_shows_flags_without_a_value(args: list[str]):
+    """typer would write `--force <bool>`, as if the flag took a value."""
+    result = runner.invoke(app, args, terminal_width=100)
+    assert result.exit_code == 0
+    assert "-h " in result.stdout and "<bool>" not in result.stdout
