@@ -264,7 +264,7 @@ def save_stacked(fusions: Sequence[Fusion], path: Path) -> Path:
 def write_pairs(fusions: Sequence[Fusion], out: Path, force: bool = False) -> dict[str, Any]:
     """`fuse --pairs`: the stacked strips as one image (no frames), refused if it exists."""
     strip, _ = check_output(out, 0, force)
-    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out"),
+    with all_or_nothing(strip.parent, "choose another {}", Option("out"),
                         overwrite=force):
         save_stacked(fusions, strip)
     return {"mode": "pairs", "method": fusions[0].info["method"],
@@ -276,7 +276,7 @@ def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, An
     """Writes the strip (left original, frames, right original) and each frame: all or none."""
     strip, frames = check_output(out, len(fusion.frames), force)
     row = _strip(fusion)
-    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out"),
+    with all_or_nothing(strip.parent, "choose another {}", Option("out"),
                         overwrite=force):
         save_grid(row, strip, columns=len(row))
         for image, path in zip(fusion.frames, frames):
