@@ -116,7 +116,7 @@ def fuse(
     images: Annotated[Optional[list[Path]], typer.Argument(help="A.jpg B.jpg to blend; or one face to move along --group-a -> --group-b; or none with two groups.", show_default=False, metavar="[FACE...]")] = None,
     steps: Annotated[int, number_option(Bounds(int, 2, 1000), "steps", "Frames, both ends included.")] = 10,
     method: Annotated[FusionMethod, choice(FusionMethod, "method", "lerp: straight line; slerp: great circle, codes keep their length.")] = FusionMethod.lerp,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Strip image (frames go to <name>_frames/), or a folder for strip.png and the frames.")] = Path("fusion.png"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Strip image, .png or .jpg say (frames go to <name>_frames/), or a folder (a name without a suffix) for strip.png and the frames; not the folder of the faces it reads.")] = Path("fusion.png"),
     group_a: Annotated[Optional[Path], typer.Option("--group-a", help="Folder of images, or text file of image names (like LFW's female_names.txt).")] = None,
     group_b: Annotated[Optional[Path], typer.Option("--group-b", help="Like --group-a; the direction goes from A to B.")] = None,
     strength: Annotated[float, number_option(Bounds(float, -MAX_STRENGTH, MAX_STRENGTH), "strength", "With one face and two groups: add up to STRENGTH x (mean B - mean A); negative goes towards A.")] = 1.0,
@@ -151,7 +151,8 @@ def fuse(
     if groups and len(images) > 1:
         raise UserError("with --group-a/--group-b give one face (to move along the attribute) "
                         "or none (to walk between the groups)")
-    fusing.check_output(out, 0 if pairs else steps, force)  # before any work
+    fusing.check_output(out, 0 if pairs else steps, force,  # before any work
+                        [*images, *(group for group in (group_a, group_b) if group is not None)])
     vae = VAE.load(checkpoint_to_use(checkpoint, "vae"), device=str(device),
                    feedback=output.TERMINAL)
     if pairs is not None:
