@@ -36,7 +36,7 @@ FacesDirOpt = Annotated[Optional[Path], typer.Option(
     "(else $FMTOOL_FACES_DIR, else LFW downloaded into the cache).", file_okay=False)]
 MAX_STRENGTH = 100.0  # times the attribute vector; far beyond it the decoder only saturates
 VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
-    help="A .pt file or a VAE run folder (its best.pt), or builtin (the model that ships with fmtool, once one does); default: the latest VAE run, else the bundled model.")]
+    help="A .pt file or a VAE run folder (its best.pt), or builtin (the VAE that ships with fmtool); default: the latest VAE run, else the bundled model.")]
 
 
 @recipe_options(recipes.VAERecipe, (recipes.PAPER, recipes.CPU))
