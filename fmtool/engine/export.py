@@ -68,8 +68,8 @@ def parse_format(format: str | ExportFormat, path: Path) -> ExportFormat:
     chosen = ExportFormat.parse(format, "export format")
     if path.suffix.lower() not in SUFFIXES[chosen]:
         wanted = " or ".join(SUFFIXES[chosen])
-        raise UserError("{} is no name for {} file; end it in {}, or choose another {}",
-                        path, LABELS[chosen], wanted, Option("format"))
+        raise UserError("{} {}: {} file's name ends in {}; rename it, or choose another {}",
+                        Option("out"), path, LABELS[chosen], wanted, Option("format"))
     if chosen is ExportFormat.onnx:
         require_onnx()
     return chosen

@@ -149,6 +149,9 @@ def read_pairs(spec: Path, data_dir: Path | None,
         problem = "does not exist" if kind == "missing" else f"is {kind}, not a regular file"
         raise UserError(f"pairs file {spec} {problem}; give a text file of `A.jpg B.jpg` lines")
     lines = _list_lines(spec, "image pairs")
+    if not lines:
+        raise UserError(f"pairs file {spec} holds no pairs; write one `A.jpg B.jpg` per line "
+                        "(# starts a comment)")
     root = _names_root(spec, data_dir)
     index = _faces_index(root)
     pairs = []

@@ -233,6 +233,15 @@ def test_fuse_refuses_an_out_that_is_no_picture_or_lies_among_its_faces(
     assert sorted(p.name for p in photos.parent.iterdir()) == ["photos"]
 
 
+def test_fuse_an_empty_pairs_file_says_so(checkpoint: Path, tmp_path: Path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("# young and old\n\n")
+    result = run("fuse", "--pairs", pairs, "--checkpoint", checkpoint, "--out", tmp_path / "p.png")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: pairs file {pairs} holds no pairs; write one "
+                                          "`A.jpg B.jpg` per line (# starts a comment)"]
+
+
 def test_fuse_reports_an_unreadable_face(photos: Path, checkpoint: Path, tmp_path: Path):
     result = run("fuse", photos / "face_0.jpg", photos / "broken.jpg", "--checkpoint", checkpoint,
                  "--out", tmp_path / "x.png")
