@@ -141,7 +141,7 @@ def _print_eval_report(report: dict[str, Any]) -> None:
 
 
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Image files (any format and size Pillow reads), folders of them, or - to read the paths from standard input.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any format Pillow reads, up to about 89 million pixels), folders of them, or - to read the paths from standard input.")],
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also read the images in the folders' sub-folders.")] = False,
     null: Annotated[bool, typer.Option("--null", "-0", help="With -: the paths on standard input are separated by NUL bytes, as find -print0 writes them (names with newlines survive); else one a line.")] = False,
     checkpoint: CheckpointOpt = None,
