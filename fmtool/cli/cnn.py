@@ -141,7 +141,7 @@ def _print_eval_report(report: dict[str, Any]) -> None:
 
 
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Image files (any format and size Pillow reads), folders of them, or - to read the paths from standard input.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (any format Pillow reads, up to about 89 million pixels), folders of them, or - to read the paths from standard input.")],
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also read the images in the folders' sub-folders.")] = False,
     null: Annotated[bool, typer.Option("--null", "-0", help="With -: the paths on standard input are separated by NUL bytes, as find -print0 writes them (names with newlines survive); else one a line.")] = False,
     checkpoint: CheckpointOpt = None,
@@ -219,7 +219,7 @@ def project(
 
     Takes --per-class test images of every class (seeded), records what each --layer outputs, flattens it and projects it to 2-D. Writes a figure with one panel per layer (a colour and a legend entry per class) and a CSV of the points (layer, index in the test set, label, class, x, y). A figure or CSV that exists is refused before any work unless --force; the default names in a run folder fmtool made are its own and are rewritten.
 
-    Prints, per layer, how well the classes separate in the picture: 5-NN accuracy (each point classified by its 5 nearest neighbours; 1.0 = perfect, 0.1 = chance) and silhouette (-1..1, higher = tighter, further-apart classes). t-SNE first reduces wide layers to 50 dimensions with PCA.
+    Prints, per layer, how well the classes separate in the picture: 5-NN accuracy (each point classified by its 5 nearest neighbours; 1.0 = perfect, 0.1 = chance; - below 4 images per class) and silhouette (-1..1, higher = tighter, further-apart classes; - with one image per class). t-SNE first reduces wide layers to 50 dimensions with PCA.
 
     Example: fmtool project --layer conv9,linear1,output --method pca --out layers.svg
     """

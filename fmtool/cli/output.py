@@ -1,7 +1,8 @@
 r"""Output conventions: results on stdout, progress and logs on stderr (so pipes stay clean).
 
 `TERMINAL` is the Feedback the commands hand to library code: notes become plain lines on
-stderr (never interpreted as rich markup) and progress bars are drawn there too.
+stderr (never interpreted as rich markup) and progress bars are drawn there too, when stderr is
+a terminal.
 
 Printed text is user data more often than not (paths, run and class names), so the consoles
 interpret neither rich markup nor emoji codes (`[bold]`, `:smile:` print as written; styling is
@@ -192,9 +193,10 @@ class TerminalFeedback:
 
     @contextlib.contextmanager
     def progress(self, transient: bool = False) -> Iterator[_Bars]:
-        # Off a terminal a transient bar shows nothing but the blank line rich leaves behind,
-        # which would come before a command's one-line error.
-        with progress(transient=transient, disable=transient and not stderr.is_terminal) as bars:
+        # Only on a terminal: elsewhere (a log, a pipe, CI) rich would print each bar's final
+        # state ("epochs ━━━ 1/1", "report ━━━ 5/9" before an error), or a blank line for a
+        # transient one; the notes (a training run's line per epoch) say what matters there.
+        with progress(transient=transient, disable=not stderr.is_terminal) as bars:
             yield _Bars(bars)
 
 

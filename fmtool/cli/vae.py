@@ -36,7 +36,7 @@ FacesDirOpt = Annotated[Optional[Path], typer.Option(
     "(else $FMTOOL_FACES_DIR, else LFW downloaded into the cache).", file_okay=False)]
 MAX_STRENGTH = 100.0  # times the attribute vector; far beyond it the decoder only saturates
 VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
-    help="A .pt file or a VAE run folder (its best.pt), or builtin (the model that ships with fmtool, once one does); default: the latest VAE run, else the bundled model.")]
+    help="A .pt file or a VAE run folder (its best.pt), or builtin (the VAE that ships with fmtool); default: the latest VAE run, else the bundled model.")]
 
 
 @recipe_options(recipes.VAERecipe, (recipes.PAPER, recipes.CPU))
@@ -81,11 +81,11 @@ def reconstruct(
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Reconstruct every face in FOLDER with a VAE checkpoint.
+    """Reconstruct every face in DIR with a VAE checkpoint.
 
     Writes into --out: images/ (each reconstruction as PNG), side_by_side_NNN.png (the report's Figure 9: 64 originals beside their reconstructions), alternating_NNN.png (Figure 10: pairs in alternating columns) and metrics.csv (per image: BCE, MSE, PSNR, SSIM). Faces get the training preprocessing (centre crop, resize). Deterministic unless --sample.
 
-    Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force, checked before any work; the outputs appear together at the end, or none does if the run fails or is interrupted part-way (Ctrl-C, SIGTERM), so running it again needs no --force. Two faces that would share an output name (a.jpg, a.png) keep their extension (a.jpg.png, a.png.png). --out may be FOLDER itself: reconstruct's own outputs there are not read as inputs.
+    Unreadable files are reported on stderr and skipped (exit code 1 if any). Existing files are never overwritten without --force, checked before any work; the outputs appear together at the end, or none does if the run fails or is interrupted part-way (Ctrl-C, SIGTERM), so running it again needs no --force. Two faces that would share an output name (a.jpg, a.png) keep their extension (a.jpg.png, a.png.png). --out may be DIR itself: reconstruct's own outputs there are not read as inputs.
     """
     from fmtool.api import VAE
 
@@ -116,7 +116,7 @@ def fuse(
     images: Annotated[Optional[list[Path]], typer.Argument(help="A.jpg B.jpg to blend; or one face to move along --group-a -> --group-b; or none with two groups.", show_default=False, metavar="[FACE...]")] = None,
     steps: Annotated[int, number_option(Bounds(int, 2, 1000), "steps", "Frames, both ends included.")] = 10,
     method: Annotated[FusionMethod, choice(FusionMethod, "method", "lerp: straight line; slerp: great circle, codes keep their length.")] = FusionMethod.lerp,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Strip image (frames go to <name>_frames/), or a folder for strip.png and the frames.")] = Path("fusion.png"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Strip image, .png or .jpg say (frames go to <name>_frames/), or a folder (a name without a suffix) for strip.png and the frames; not the folder of the faces it reads.")] = Path("fusion.png"),
     group_a: Annotated[Optional[Path], typer.Option("--group-a", help="Folder of images, or text file of image names (like LFW's female_names.txt).")] = None,
     group_b: Annotated[Optional[Path], typer.Option("--group-b", help="Like --group-a; the direction goes from A to B.")] = None,
     strength: Annotated[float, number_option(Bounds(float, -MAX_STRENGTH, MAX_STRENGTH), "strength", "With one face and two groups: add up to STRENGTH x (mean B - mean A); negative goes towards A.")] = 1.0,
@@ -151,7 +151,8 @@ def fuse(
     if groups and len(images) > 1:
         raise UserError("with --group-a/--group-b give one face (to move along the attribute) "
                         "or none (to walk between the groups)")
-    fusing.check_output(out, 0 if pairs else steps, force)  # before any work
+    fusing.check_output(out, 0 if pairs else steps, force,  # before any work
+                        [*images, *(group for group in (group_a, group_b) if group is not None)])
     vae = VAE.load(checkpoint_to_use(checkpoint, "vae"), device=str(device),
                    feedback=output.TERMINAL)
     if pairs is not None:

@@ -74,7 +74,7 @@ def classify_pictures(model: torch.nn.Module, config: CNNConfig, device: torch.d
     names = list(config.class_names)
     results: list[dict[str, Any]] = []
     views: list[np.ndarray] = []
-    saving = (all_or_nothing(save_input, "free some space or choose another {}",
+    saving = (all_or_nothing(save_input, "choose another {}",
                              Option("save_input"), overwrite=force)
               if save_input is not None else contextlib.nullcontext())
     with saving:

@@ -82,13 +82,16 @@ def project(features: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, f
 
 
 def knn_accuracy(coords: np.ndarray, labels: np.ndarray, k: int = KNN) -> float | None:
-    """Leave-one-out k-nearest-neighbour accuracy of the points (None below 2 points)."""
+    """Leave-one-out k-nearest-neighbour accuracy of the points; None when some class has too
+    few points to fill most of a point's k neighbours (fewer than k // 2 + 2): with one point a
+    class, or two (`project --per-class 2`: a neighbouring pair of another class outvotes the
+    one own-class neighbour), even classes far apart would score 0."""
     from sklearn.neighbors import NearestNeighbors
 
     n = len(coords)
-    if n < 2:
-        return None
     k = min(k, n - 1)
+    if n < 2 or np.unique(labels, return_counts=True)[1].min() < k // 2 + 2:
+        return None
     _, neighbours = NearestNeighbors(n_neighbors=k).fit(coords).kneighbors()  # excludes self
     votes = np.zeros((n, int(labels.max()) + 1))
     rank_weight = 1.0 + 1e-6 * np.arange(k, 0, -1)  # nearer neighbours win ties
@@ -127,7 +130,7 @@ def write_csv(path: Path, projections: Sequence[Projection], indices: np.ndarray
     for item in projections:
         for index, label, (x, y) in zip(indices.tolist(), labels.tolist(), item.coords.tolist()):
             writer.writerow([item.layer, index, label, class_names[label], f"{x:.6g}", f"{y:.6g}"])
-    with atomic_write(path, "", "choose another place with {}", Option("out")) as sink:
+    with atomic_write(path, "", "choose another {}", Option("out")) as sink:
         sink.write(table.getvalue().encode("utf-8", "backslashreplace"))  # odd class names
     return path
 

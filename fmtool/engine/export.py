@@ -68,8 +68,8 @@ def parse_format(format: str | ExportFormat, path: Path) -> ExportFormat:
     chosen = ExportFormat.parse(format, "export format")
     if path.suffix.lower() not in SUFFIXES[chosen]:
         wanted = " or ".join(SUFFIXES[chosen])
-        raise UserError("{} is no name for {} file; end it in {}, or choose another {}",
-                        path, LABELS[chosen], wanted, Option("format"))
+        raise UserError("{} {}: {} file's name ends in {}; rename it, or choose another {}",
+                        Option("out"), path, LABELS[chosen], wanted, Option("format"))
     if chosen is ExportFormat.onnx:
         require_onnx()
     return chosen
@@ -167,8 +167,9 @@ def _check(reference: Callable[..., Any], method: Method,
 
 
 def write_files(contents: dict[Path, bytes]) -> list[Path]:
-    """Writes each file atomically, all of them or none; returns their paths."""
-    with all_or_nothing():
+    """Writes each file atomically, all of them or none; returns their paths. A failed write
+    names --out: an export goes where the caller says, not under FMTOOL_HOME."""
+    with all_or_nothing(None, "choose another {}", Option("out")):
         for path, data in contents.items():
             with atomic_write(path, what="exported model") as sink:
                 sink.write(data)

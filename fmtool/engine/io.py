@@ -27,7 +27,12 @@ from typing import Any, Iterable, Iterator
 
 from fmtool.errors import Option, UserError
 
-DEFAULT_ADVICE = "free some space or choose a writable FMTOOL_HOME"
+# A failed write's advice names where else to write ("choose another {}" and the option at
+# fault); `write_failure` adds to it what the error asks for. Files under FMTOOL_HOME (runs,
+# caches) are the default.
+DEFAULT_ADVICE = "choose another FMTOOL_HOME"
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT}  # freeing space is a remedy
+_NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}  # only another place is
 # Temporary files are named .fmtool-<pid>-<random>.tmp: their length does not depend on the
 # target's name (a long legal name would otherwise make a name too long to create), and the pid
 # tells a leftover of a killed process (SIGKILL, power loss) from the file of a live one.
@@ -37,8 +42,15 @@ _STAGING_NAME = re.compile(r"^\.fmtool-(\d+)-[A-Za-z0-9_]+\.tmp$")
 
 def write_failure(path: Path, error: BaseException, what: str = "",
                   advice: str = DEFAULT_ADVICE, *values: object) -> UserError:
-    """The one message for a write that failed: `could not write [what ]PATH: reason; advice`."""
+    """The one message for a write that failed: `could not write [what ]PATH: reason; advice`,
+    the advice fitted to the reason: a full disk adds "free some space or", a folder that may
+    not be written (permissions, a read-only file system) asks for a place one can write to."""
     reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    code = getattr(error, "errno", None)
+    if code in _NO_SPACE:
+        advice = f"free some space or {advice}"
+    elif code in _NOT_ALLOWED:
+        advice = f"{advice} in a folder you can write to"
     label = f"{what} " if what else ""
     if values:  # the advice has placeholders: braces in the path must survive formatting
         path_text, reason = _escape(str(path)), _escape(reason)

@@ -68,8 +68,10 @@ class Recipe:
                             max_open=True, default=0.0)
     # Scoring the held-out and test images costs a CPU run as much as a tenth of its training;
     # a schedule built for a fixed budget has its best epoch at or near the end.
-    evaluate_last: int = knob("Score the held-out and test images only in the last N epochs "
-                              "(the best epoch is picked among them); 0 = every epoch.", min=0,
+    # One help for both models: the VAE has held-out faces only, the CNN test images too.
+    evaluate_last: int = knob("Evaluate (the held-out images; the CNN's test images too) only "
+                              "in the last N epochs (the best epoch is picked among them); 0 = "
+                              "every epoch.", min=0,
                               max=MAX_EPOCHS, default=0)
     # Seeds feed torch generators, which take 64-bit integers; non-negative int64 is portable.
     seed: int = knob("Random seed.", min=0, max=MAX_SEED, panel=MODEL_PANEL)

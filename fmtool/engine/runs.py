@@ -89,7 +89,10 @@ def resolve_checkpoint(path: Path | None, kind: str) -> Path:
     for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
         if (folder / name).is_file():
             return folder / name
-    raise UserError(f"{folder} holds no checkpoint; run `fmtool train {kind}` first")
+    # Only a folder the user named gets here (a run fmtool lists has last.pt), and the
+    # commands that take either kind (info, export) call this too: no advice to train one kind.
+    raise UserError(f"{folder} holds no checkpoint (best.pt or last.pt); give a .pt file or a "
+                    "run folder")
 
 
 def choose_checkpoint(path: Path | None, kind: str) -> tuple[Path, str | None]:

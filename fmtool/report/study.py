@@ -35,7 +35,7 @@ from fmtool.vae.fuse import read_pairs
 from fmtool.vae.inference import load_vae
 from fmtool.vae.recipes import PAPER as TABLE3
 
-ADVICE = "free some space or choose another {}"
+ADVICE = "choose another {}"
 
 
 def build_study(cnn_path: Path, vae_path: Path, out: Path, fmt: str, seed: int,

@@ -33,7 +33,7 @@ from fmtool.engine.paths import folder_problem, what_is
 from fmtool.errors import Option, UserError
 from fmtool.models.vae import FaceVAE
 from fmtool.vae.config import VAEConfig
-from fmtool.vae.figures import image_format, save_grid, save_png
+from fmtool.vae.figures import FORMATS, save_grid, save_png
 from fmtool.vae.inference import decode, encode
 
 GROUP_SEED = 0
@@ -149,6 +149,9 @@ def read_pairs(spec: Path, data_dir: Path | None,
         problem = "does not exist" if kind == "missing" else f"is {kind}, not a regular file"
         raise UserError(f"pairs file {spec} {problem}; give a text file of `A.jpg B.jpg` lines")
     lines = _list_lines(spec, "image pairs")
+    if not lines:
+        raise UserError(f"pairs file {spec} holds no pairs; write one `A.jpg B.jpg` per line "
+                        "(# starts a comment)")
     root = _names_root(spec, data_dir)
     index = _faces_index(root)
     pairs = []
@@ -232,22 +235,46 @@ def add_attribute(model: FaceVAE, config: VAEConfig, face: Path, group_a: Path, 
 
 
 def output_paths(out: Path, frames: int) -> tuple[Path, list[Path]]:
-    """`--out x.png`: the strip x.png and frames in x_frames/; `--out DIR`: DIR/strip.png, DIR/frame_*.png."""
+    """`--out x.png` (a picture format fmtool writes, see FORMATS): the strip x.png and frames
+    in x_frames/; `--out DIR` (no suffix, or a folder that exists): DIR/strip.png and
+    DIR/frame_*.png. Any other suffix is refused: `--out g.svg` would make a folder g.svg."""
     width = max(2, len(str(frames - 1)))
-    if is_image_name(out):
+    if out.suffix.lower() in FORMATS:
         strip, folder = out, out.with_name(out.stem + "_frames")
+    elif out.suffix and not out.is_dir():
+        raise UserError("{} {}: the strip's name must end in {} (or name a folder, without a "
+                        "suffix, for strip.png and the frames)", Option("out"), out,
+                        ", ".join(FORMATS))
     else:
         strip, folder = out / "strip.png", out
     return strip, [folder / f"frame_{i:0{width}d}.png" for i in range(frames)]
 
 
-def check_output(out: Path, frames: int, force: bool = False) -> tuple[Path, list[Path]]:
+def check_output(out: Path, frames: int, force: bool = False,
+                 sources: Sequence[Path] = ()) -> tuple[Path, list[Path]]:
     """The strip and frame paths, refused before any work if they exist (without `force`) or
-    cannot be written: a file where the frames' folder goes, a symbolic link in the way."""
+    cannot be written: a file where the frames' folder goes, a symbolic link in the way. A
+    folder --out is refused where fuse reads faces (a face's folder among `sources`, or in a
+    group folder): strip.png and frame_*.png would lie among the faces, and a group would
+    read them as faces next time."""
     strip, paths = output_paths(out, frames)
-    image_format(strip)
+    if strip.parent == out:
+        _refuse_among_faces(out, sources)
     check_outputs([strip, *paths], strip.parent, force)
     return strip, paths
+
+
+def _refuse_among_faces(out: Path, sources: Sequence[Path]) -> None:
+    place = out.resolve()
+    for source in sources:
+        if source.is_dir() and place.is_relative_to(source.resolve()):
+            raise UserError("{} {}: that is in the group folder {}, and the group would read "
+                            "fuse's strip and frames as faces; choose another {}", Option("out"),
+                            out, source, Option("out"))
+        if source.is_file() and place == source.resolve().parent:
+            raise UserError("{} {}: {} is in that folder, and fuse's strip and frames would lie "
+                            "among your faces; choose another {}", Option("out"), out, source,
+                            Option("out"))
 
 
 def _strip(fusion: Fusion) -> torch.Tensor:
@@ -264,7 +291,7 @@ def save_stacked(fusions: Sequence[Fusion], path: Path) -> Path:
 def write_pairs(fusions: Sequence[Fusion], out: Path, force: bool = False) -> dict[str, Any]:
     """`fuse --pairs`: the stacked strips as one image (no frames), refused if it exists."""
     strip, _ = check_output(out, 0, force)
-    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out"),
+    with all_or_nothing(strip.parent, "choose another {}", Option("out"),
                         overwrite=force):
         save_stacked(fusions, strip)
     return {"mode": "pairs", "method": fusions[0].info["method"],
@@ -276,7 +303,7 @@ def write_fusion(fusion: Fusion, out: Path, force: bool = False) -> dict[str, An
     """Writes the strip (left original, frames, right original) and each frame: all or none."""
     strip, frames = check_output(out, len(fusion.frames), force)
     row = _strip(fusion)
-    with all_or_nothing(strip.parent, "free some space or choose another {}", Option("out"),
+    with all_or_nothing(strip.parent, "choose another {}", Option("out"),
                         overwrite=force):
         save_grid(row, strip, columns=len(row))
         for image, path in zip(fusion.frames, frames):

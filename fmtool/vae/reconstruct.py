@@ -179,7 +179,7 @@ def reconstruct_folder(folder: Path, model: FaceVAE, config: VAEConfig, checkpoi
     # is held until then, and checked again once held, so a second reconstruct into it refuses.
     # Ctrl-C or SIGTERM stops at the next file or batch, leaving `out` as it was.
     with stop_at_boundaries(feedback) as stop, \
-            all_or_nothing(out, "free some space or choose another {}", Option("out"),
+            all_or_nothing(out, "choose another {}", Option("out"),
                            overwrite=force, exclusive=True), \
             feedback.progress(transient=True) as bars:
         check_outputs(planned, out, force)

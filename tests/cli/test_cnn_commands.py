@@ -225,3 +225,13 @@ def test_device_cuda_trains_where_there_is_a_gpu_and_is_refused_where_not(
         assert (fmtool_home / "data" / "runs" / "cnn" / "gpu" / "best.pt").is_file()
     else:
         assert result.exit_code == 2 and "no CUDA GPU" in result.stderr
+
+
+def test_off_a_terminal_training_logs_its_epochs_without_progress_bars(tiny_fashion: Path):
+    """CliRunner's stderr is no terminal, as a log file or CI's is: the line per epoch stays,
+    the bars (whose last state rich would print) go."""
+    result = runner.invoke(app, ["train", "cnn", "--data-dir", str(tiny_fashion), "--epochs", "1",
+                                 "--device", "cpu", *TINY])
+    assert result.exit_code == 0, result.output
+    assert "epoch 1/1" in result.stderr
+    assert "━" not in result.stderr and "\x1b" not in result.stderr

@@ -76,3 +76,14 @@ def test_a_missing_checkpoint_is_one_line_and_exit_2(tmp_path: Path):
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == [
         f"error: checkpoint {tmp_path / 'none.pt'} does not exist; give a .pt file or a run folder"]
+
+
+@pytest.mark.parametrize("command", ["info", "export"])
+def test_a_folder_without_a_checkpoint_gets_advice_for_either_kind(command: str, tmp_path: Path):
+    """info and export take a CNN or a VAE: no advice to train one of them."""
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, [command, str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'empty'} holds no checkpoint (best.pt or last.pt); give a .pt file "
+        "or a run folder"]

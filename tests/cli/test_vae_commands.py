@@ -213,6 +213,35 @@ def test_fuse_writes_a_strip_and_its_frames(photos: Path, checkpoint: Path, tmp_
     assert refused.exit_code == 2 and "--force" in refused.output
 
 
+@pytest.mark.parametrize("out, line", [
+    ("g.svg", "error: --out g.svg: the strip's name must end in .png, .jpg, .jpeg, .webp, .bmp, "
+              ".tif, .tiff, .gif, .ppm (or name a folder, without a suffix, for strip.png and the "
+              "frames)"),
+    ("photos", "error: --out photos: photos/face_0.jpg is in that folder, and fuse's strip and "
+               "frames would lie among your faces; choose another --out"),
+    ("photos/people/fused", "error: --out photos/people/fused: that is in the group folder "
+                            "photos/people, and the group would read fuse's strip and frames as "
+                            "faces; choose another --out"),
+])
+def test_fuse_refuses_an_out_that_is_no_picture_or_lies_among_its_faces(
+        out: str, line: str, photos: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(photos.parent)
+    (photos / "people").mkdir()
+    result = run("fuse", "photos/face_0.jpg", "--group-a", "photos/people", "--group-b",
+                 "photos/people", "--out", out)  # refused before a model is looked for
+    assert result.exit_code == 2 and result.stderr.splitlines() == [line]
+    assert sorted(p.name for p in photos.parent.iterdir()) == ["photos"]
+
+
+def test_fuse_an_empty_pairs_file_says_so(checkpoint: Path, tmp_path: Path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("# young and old\n\n")
+    result = run("fuse", "--pairs", pairs, "--checkpoint", checkpoint, "--out", tmp_path / "p.png")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: pairs file {pairs} holds no pairs; write one "
+                                          "`A.jpg B.jpg` per line (# starts a comment)"]
+
+
 def test_fuse_reports_an_unreadable_face(photos: Path, checkpoint: Path, tmp_path: Path):
     result = run("fuse", photos / "face_0.jpg", photos / "broken.jpg", "--checkpoint", checkpoint,
                  "--out", tmp_path / "x.png")

@@ -154,6 +154,15 @@ def test_separation_scores_tell_clusters_from_noise():
     assert silhouette(clustered, np.zeros(100, dtype=int)) is None
 
 
+@pytest.mark.parametrize("per_class, score", [(1, None), (2, None), (3, None), (4, 1.0)])
+def test_knn_accuracy_needs_enough_points_of_each_class(per_class: int, score: float | None):
+    """Ten classes far apart: with 2 a class, a point's 5 neighbours hold one of its class and
+    a pair of another, so the score would be 0; it is left out until it can mean something."""
+    labels = np.repeat(np.arange(10), per_class)
+    apart = np.stack([labels * 100.0, np.arange(len(labels)) % per_class], axis=1)
+    assert knn_accuracy(apart, labels) == score
+
+
 def test_analyse_layer_bundles_points_scores_and_time():
     features = np.random.default_rng(1).normal(size=(30, 8)).astype(np.float32)
     labels = np.arange(30) % 3

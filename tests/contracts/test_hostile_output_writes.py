@@ -120,6 +120,10 @@ class Faults:
 
     REASONS = {"disk full": "No space left on device", "read-only": "Read-only file system",
                "rename fails": "Input/output error"}
+    # What each asks of the user: room, or a place to write; --out is the option at fault.
+    ADVICE = {"disk full": "; free some space or choose another --out",
+              "read-only": "; choose another --out in a folder you can write to",
+              "rename fails": "; choose another --out"}
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, kind: str, at: int) -> None:
         self.kind, self.at = kind, at
@@ -172,7 +176,7 @@ def test_a_failure_part_way_leaves_no_output_at_all(command: str, kind: str, ctx
     assert result.exit_code == 2, result.output
     line = one_error_line(result)
     assert line.startswith("error: could not write ") and Faults.REASONS[kind] in line, line
-    assert "--out" in line, line
+    assert line.endswith(Faults.ADVICE[kind]), line
     assert not place.exists(), files_under(place)  # nothing, not even the folders it made
     no_temporary_files(ctx["tmp"])
 

@@ -226,9 +226,9 @@ def test_export_refuses_unknown_formats_and_wrong_suffixes(cnn, tmp_path):
     model = cnn.model
     settings = dict(class_names=cnn.class_names, image_size=32, tta_flip=False)
     cases = [("tflite", "m.tflite", "unknown export format 'tflite'; choose onnx or torchscript"),
-             ("onnx", "m.pt", "{} is no name for an ONNX file; end it in .onnx, or choose another format"),
-             ("torchscript", "m.onnx", "{} is no name for a TorchScript file; end it in .pt or .pth, "
-                                       "or choose another format")]
+             ("onnx", "m.pt", "out {}: an ONNX file's name ends in .onnx; rename it, or choose another format"),
+             ("torchscript", "m.onnx", "out {}: a TorchScript file's name ends in .pt or .pth; "
+                                       "rename it, or choose another format")]
     for format, name, message in cases:
         with pytest.raises(UserError) as refused:
             export_classifier(model, path=tmp_path / name, format=format, **settings)
@@ -292,8 +292,9 @@ def test_cli_exports_a_vae_checkpoint_by_its_own_kind(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--format", "tflite"], "unknown export format 'tflite'; choose onnx or torchscript"),
     (["--format", "torchscript", "--out", "model.onnx"],
-     "model.onnx is no name for a TorchScript file; end it in .pt or .pth, or choose another --format"),
-    (["--out", "model.pt"], "model.pt is no name for an ONNX file; end it in .onnx, or choose another --format"),
+     "--out model.onnx: a TorchScript file's name ends in .pt or .pth; rename it, or choose another --format"),
+    (["--out", "model.pt"], "--out model.pt: an ONNX file's name ends in .onnx; rename it, or choose another --format"),
+    (["--out", "x.txt"], "--out x.txt: an ONNX file's name ends in .onnx; rename it, or choose another --format"),
     (["--model", "gan"], "unknown model 'gan'; choose cnn or vae"),
     (["--out", "."], ". is a folder; fmtool would write a file there; choose another --out"),
 ])
