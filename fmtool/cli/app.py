@@ -14,7 +14,6 @@ import sys
 from typing import Annotated, Any, Iterator
 
 import typer
-from typer._click import exceptions as click
 from typer.core import TyperCommand, TyperGroup
 
 from fmtool import __version__
@@ -75,9 +74,9 @@ class _Group(_BareFlags, TyperGroup):
 def _usage_errors_in_one_line() -> Iterator[None]:
     try:
         yield
-    except click.NoArgsIsHelpError:
+    except usage_errors.NO_ARGS_IS_HELP:
         raise  # `fmtool train` alone: typer has printed the help, which is the answer
-    except click.UsageError as exc:
+    except usage_errors.UsageError as exc:
         typer.echo(f"error: {output.escape(usage_errors.one_line(exc))}", err=True)
         raise typer.Exit(exc.exit_code) from None
 

@@ -13,7 +13,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from typer._click import exceptions as click  # typer's own copy of click: no other is installed
+try:
+    from typer._click import exceptions as click  # recent typer carries its own copy of click
+except ImportError:  # typer before that depends on click itself
+    from click import exceptions as click  # type: ignore[no-redef]
+
+# Raised (click 8.2 on) when a group that shows its help without arguments gets none; the help
+# is then the answer, not an error. Older click prints the help and exits without raising.
+NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
+    error for error in (getattr(click, "NoArgsIsHelpError", None),) if error is not None)
+UsageError = click.UsageError
 
 # pydantic's error types for typer's ranges (min=, max=), and how each bound reads.
 _BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),
