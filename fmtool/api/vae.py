@@ -226,14 +226,17 @@ class VAE(TrainedModel):
                            self.feedback)
         return measure(self.model, self.meta, held, self.device)
 
-    def export(self, path: str | os.PathLike, format: str = "onnx") -> list[Path]:
+    def export(self, path: str | os.PathLike, format: str = "onnx", *,
+               force: bool = False) -> list[Path]:
         """The encoder (pictures in [0, 1] -> the code's mean and log-variance) and the decoder
         (codes -> pictures in [0, 1]) as files that run without fmtool: ONNX (needs
-        `pip install 'fmtool[export]'`) or TorchScript; returns the files written."""
+        `pip install 'fmtool[export]'`; face.onnx gives face.encoder.onnx and face.decoder.onnx)
+        or TorchScript (one file); returns the files written. If any of them exists, nothing is
+        done unless `force`; they appear together or not at all."""
         from fmtool.vae.export import export_vae
 
         return export_vae(self.model, preprocessing=self.config.preprocessing(), path=Path(path),
-                          format=format)
+                          format=format, force=force)
 
     def _all_faces(self, images: Picture | Sequence[Picture]) -> torch.Tensor:
         faces, errors = self.faces(images)

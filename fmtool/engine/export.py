@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from fmtool.choices import ExportFormat
-from fmtool.engine.io import all_or_nothing, atomic_write
+from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
 from fmtool.errors import Option, UserError
 
 SUFFIXES = {ExportFormat.onnx: (".onnx",), ExportFormat.torchscript: (".pt", ".pth")}
@@ -166,9 +166,17 @@ def _check(reference: Callable[..., Any], method: Method,
                             "this with your torch version")
 
 
-def write_files(contents: dict[Path, bytes]) -> list[Path]:
-    """Writes each file atomically, all of them or none; returns their paths."""
-    with all_or_nothing():
+def check_targets(paths: list[Path], force: bool) -> None:
+    """Refuses, before any work, a target that is a folder, or one that exists unless `force`:
+    an export takes minutes and must not replace a user's file by surprise (`fmtool export`
+    refuses with the same words)."""
+    check_outputs(paths, paths[0].parent, force, option="path")
+
+
+def write_files(contents: dict[Path, bytes], overwrite: bool = True) -> list[Path]:
+    """Writes each file atomically, all of them or none; returns their paths. Without
+    `overwrite`, a file that appeared since `check_targets` fails the whole write."""
+    with all_or_nothing(overwrite=overwrite):
         for path, data in contents.items():
             with atomic_write(path, what="exported model") as sink:
                 sink.write(data)

@@ -236,6 +236,25 @@ def test_export_refuses_unknown_formats_and_wrong_suffixes(cnn, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_export_refuses_an_existing_file_before_any_work_unless_forced(cnn, vae, tmp_path):
+    mine = tmp_path / "fashion.pt"
+    mine.write_text("my own file")
+    with pytest.raises(UserError) as refused:
+        cnn.export(mine, "torchscript")
+    assert str(refused.value) == f"{mine} already exists; add force to overwrite it, or choose another path"
+    assert mine.read_text() == "my own file"
+
+    assert cnn.export(mine, "torchscript", force=True) == mine
+    assert torch.jit.load(str(mine))(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_a_vae_export_refuses_when_either_of_its_files_exists(vae, tmp_path):
+    (tmp_path / "face.decoder.onnx").write_text("my own file")
+    with pytest.raises(UserError, match="face.decoder.onnx already exists; add force"):
+        vae.export(tmp_path / "face.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.decoder.onnx"]
+
+
 def test_onnx_export_without_the_extra_says_how_to_install_it(cnn, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript now fails
     with pytest.raises(UserError, match=r"^ONNX export needs the export extra: pip install 'fmtool\[export\]'$"):
