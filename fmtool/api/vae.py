@@ -27,6 +27,7 @@ from fmtool.api.common import (
 )
 from fmtool.api.results import Reconstruction
 from fmtool.errors import UserError
+from fmtool.metrics import float32_value
 from fmtool.vae.config import KIND, VAEConfig
 
 if TYPE_CHECKING:
@@ -157,8 +158,9 @@ class VAE(TrainedModel):
                 results.append(Reconstruction(path, error=error))
                 continue
             i = next(made)
-            results.append(Reconstruction(path, to_picture(recons[i]), float(metrics["psnr"][i]),
-                                          float(metrics["ssim"][i])))
+            results.append(Reconstruction(path, to_picture(recons[i]),
+                                          float32_value(metrics["psnr"][i]),
+                                          float32_value(metrics["ssim"][i])))
         return results
 
     def fuse(self, a: Picture, b: Picture, steps: int = 10,

@@ -18,6 +18,7 @@ from fmtool import CNN, CNNConfig, UserError
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER
 from fmtool.data.fashion import load_from_dir
+from fmtool.metrics import float32_value
 from tests.helpers.checkpoints import TINY_WIDTH, save_cnn
 from tests.helpers.fashion import synthetic_fashion
 from tests.helpers.paths import REPO
@@ -122,6 +123,9 @@ def test_evaluate_returns_what_eval_prints(tmp_path: Path, tiny_fashion: Path):
     assert report.to_dict() == expected
     assert report.images == 60 and sum(map(sum, report.confusion)) == 60
     assert set(report.per_class) == set(report.class_names)
+    right = [report.confusion[i][i] for i in range(len(report.class_names))]
+    assert report.accuracy == sum(right) / 60  # exactly, as a fraction of the images
+    assert report.per_class["Trouser"] == right[1] / sum(report.confusion[1])
 
 
 def test_project_returns_what_the_command_prints_and_draws_only_when_asked(tmp_path: Path,
@@ -138,6 +142,9 @@ def test_project_returns_what_the_command_prints_and_draws_only_when_asked(tmp_p
     one = cnn.project("output", method="pca", per_class=4, data_dir=tiny_fashion)
     assert one.points.shape == (40, 2) and one.labels.shape == (40,)
     assert np.array_equal(one.points, both[1].points) and one.figure is None
+    # computed in float32, given with float32's digits and no more
+    assert one.silhouette == float32_value(one.silhouette)
+    assert one.explained_variance == float32_value(one.explained_variance)
     with pytest.raises(UserError, match="already exist"):
         cnn.project("output", method="pca", per_class=4, data_dir=tiny_fashion, save=figure)
     saved = cnn.project("output", method="pca", per_class=4, data_dir=tiny_fashion, save=figure,

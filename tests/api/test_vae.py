@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fmtool import VAE, UserError, VAEConfig
 from fmtool.cli.app import app
+from fmtool.metrics import float32_value
 from tests.helpers.checkpoints import save_vae
 from tests.helpers.faces import write_faces
 
@@ -56,6 +57,7 @@ def test_reconstruct_gives_the_numbers_reconstruct_writes(vae: VAE, faces: Path,
     for row, result in zip(rows, results):
         assert result.psnr == pytest.approx(float(row["psnr"]), abs=1e-5)
         assert result.ssim == pytest.approx(float(row["ssim"]), abs=1e-5)
+        assert result.psnr == float32_value(result.psnr)  # float32's digits, no more
         written = np.asarray(Image.open(tmp_path / "out" / row["output"]).convert("RGB"))
         assert np.abs(written.astype(int) - np.asarray(result.image).astype(int)).max() <= 1
     assert results[-1].error == "no such file" and results[-1].image is None
