@@ -20,13 +20,15 @@ failure or Ctrl-C leaves no half-written or lone file.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -47,6 +49,9 @@ CHECK_BATCH = 3
 # differences are about 1e-5 (see tests/engine/test_export.py), so this only catches a wrong graph.
 CHECK_TOLERANCE = 1e-3
 OPSET = 18
+# The ONNX exporter's libraries log each graph pass at INFO (about 17 lines an export): noise to a
+# script that turns INFO on to see fmtool's own notes, so they are held at WARNING meanwhile.
+EXPORTER_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def onnx_bytes(module: nn.Module, method: Method, metadata: dict[str, Any]) -> b
     generator = torch.Generator().manual_seed(0)
     example = method.make(TRACE_BATCH, generator)
     batch = torch.export.Dim("batch")
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), quiet_exporter():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         program = torch.onnx.export(
             module, example, dynamo=True, verbose=False, optimize=True, opset_version=OPSET,
@@ -116,6 +121,21 @@ def onnx_bytes(module: nn.Module, method: Method, metadata: dict[str, Any]) -> b
     data = proto.SerializeToString()
     _check(module, method, lambda inputs: _run_onnx(data, method, inputs), "ONNX")
     return data
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """EXPORTER_LOGGERS at WARNING (or above, where the caller set them higher) for the block,
+    each set back to its own level afterwards."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _run_onnx(data: bytes, method: Method, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:

@@ -9,6 +9,7 @@ it they fail with the message that says so.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -253,6 +254,13 @@ def test_a_vae_export_refuses_when_either_of_its_files_exists(vae, tmp_path):
     with pytest.raises(UserError, match="face.decoder.onnx already exists; add force"):
         vae.export(tmp_path / "face.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face.decoder.onnx"]
+
+
+def test_an_onnx_export_logs_nothing_of_the_exporters_own(cnn, tmp_path, caplog):
+    caplog.set_level(logging.INFO)  # as a script's logging.basicConfig(level=logging.INFO)
+    cnn.export(tmp_path / "m.onnx")
+    assert [r.name for r in caplog.records if r.name.startswith(engine_export.EXPORTER_LOGGERS)] == []
+    assert [logging.getLogger(name).level for name in engine_export.EXPORTER_LOGGERS] == [0, 0, 0]
 
 
 def test_onnx_export_without_the_extra_says_how_to_install_it(cnn, tmp_path, monkeypatch):
