@@ -58,7 +58,7 @@ class CNN(TrainedModel):
         """An untrained CNN (by default the report's network as its code trains it)."""
         from fmtool.cnn.recipes import PAPER
 
-        config = CNNConfig.from_recipe(PAPER) if config is None else config.check()
+        config = CNNConfig.from_recipe(PAPER) if config is None else config
         return cls(config.build(), config, {}, None, as_device(device), feedback)
 
     @classmethod

@@ -63,7 +63,7 @@ class VAE(TrainedModel):
     def from_config(cls, config: VAEConfig | None = None, *, device: str | torch.device = "cpu",
                     feedback: Progress = None) -> "VAE":
         """An untrained VAE (by default 64 px faces, a 256-number code)."""
-        config = VAEConfig() if config is None else config.check()
+        config = VAEConfig() if config is None else config
         return cls(config.build(), config, {}, None, as_device(device), feedback)
 
     @classmethod

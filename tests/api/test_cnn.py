@@ -180,9 +180,11 @@ def test_train_makes_the_run_train_cnn_makes_resumes_it_and_reports_progress(tin
     ({"epochs": 0}, "epochs must be an integer from 1"),
     ({"depth": 12}, "'depth' is not a value of the cnn recipe"),
     ({"precision": "fp8"}, "unknown precision 'fp8'"),
+    ({"limit": -1}, "limit must be an integer of at least 1, got -1"),
+    ({"test_limit": 2.5}, "test_limit must be an integer of at least 1, got 2.5"),
 ])
 def test_train_refuses_before_any_work(overrides: dict, message: str, tiny_fashion: Path):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=f"^{message}"):
         CNN.train("paper", data_dir=tiny_fashion, **{**TINY_TRAINING, **overrides})
 
 

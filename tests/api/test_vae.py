@@ -92,6 +92,11 @@ def test_train_makes_the_run_train_vae_makes(faces: Path, fmtool_home: Path):
     assert vae.meta["data"]["train_people"] + vae.meta["data"]["val_people"] == 2
 
 
+def test_train_refuses_a_subset_too_small_to_learn_from_before_any_work(faces: Path):
+    with pytest.raises(UserError, match="^limit must be an integer of at least 2, got 1$"):
+        VAE.train("cpu", limit=1, data_dir=faces / "no-such-folder", device="cpu")
+
+
 def test_a_config_builds_an_untrained_vae():
     vae = VAE.from_config(VAEConfig(image_size=32, latent_dim=4))
     assert vae.checkpoint is None and vae.encode(np.zeros((40, 40, 3), np.uint8)).shape == (1, 4)

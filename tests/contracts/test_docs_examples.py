@@ -52,6 +52,7 @@ def test_every_example_runs(example_folder: Path, capsys: pytest.CaptureFixture)
     assert "('epochs', 1, 1)\nthe report's measure, best test_acc over epochs" in printed
     assert "could not be read: no such file" in printed
     assert "unknown key 'depth'" in printed and "does not exist" in printed
+    assert "width must be a number in [0.05, 4], got -1\n" in printed
     assert (example_folder / "layers.png").is_file() and (example_folder / "halfway.png").is_file()
     assert (example_folder / "fashion.onnx").is_file() and (example_folder / "fashion.pt").is_file()
     assert os.listdir(example_folder / "faces-again" / "images")
