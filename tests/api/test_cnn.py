@@ -101,15 +101,29 @@ def test_a_picture_in_memory_gets_the_answer_its_file_gets(pictures: list[Path])
         assert [p for _, p in result.predictions] == pytest.approx([p for _, p in from_file.predictions])
 
 
-@pytest.mark.parametrize("picture, message", [
-    (np.zeros((2, 3, 4, 5), np.uint8), "must be HxW"),
-    (np.zeros((8, 8), np.int32), "must be uint8"),
-    (np.full((8, 8), np.nan, np.float32), "NaN"),
-    (42, "cannot read a picture from a int"),
+@pytest.mark.parametrize("picture, error", [
+    (np.zeros((0, 0)), "an empty picture (0x0 pixels)"),
+    (np.zeros((28, 0, 3), np.uint8), "an empty picture (0x28 pixels)"),
+    (Image.new("L", (0, 5)), "an empty picture (0x5 pixels)"),
+    (np.zeros((2, 3, 4, 5), np.uint8), "an array picture must be HxW, HxWx3 or HxWx4, got shape (2, 3, 4, 5)"),
+    (np.zeros((8, 8, 2), np.uint8), "an array picture must be HxW, HxWx3 or HxWx4, got shape (8, 8, 2)"),
+    (np.zeros((8, 8), np.int32), "an array picture must be uint8 (0..255) or float (0..1), got int32"),
+    (np.full((8, 8), np.nan, np.float32), "an array picture holds NaN or infinite values"),
+    (torch.full((8, 8), 255.0), "a float picture's values must be 0 to 1, got 255 to 255; divide "
+                                "0..255 values by 255"),
 ])
-def test_a_picture_that_cannot_be_one_is_a_user_error(picture: object, message: str):
-    with pytest.raises(UserError, match=message):
-        CNN.load("builtin", device="cpu").classify([picture])
+def test_a_picture_that_cannot_be_one_gets_its_error_and_never_stops_the_others(
+        pictures: list[Path], picture: object, error: str):
+    good = pictures[0]
+    results = CNN.load("builtin", device="cpu").classify([good, picture, good])
+    assert [r.error for r in results] == [None, error, None]
+    assert results[0].label is not None and results[2].label == results[0].label
+    assert results[1].path is None and results[1].label is None
+
+
+def test_what_is_no_picture_at_all_is_the_calls_mistake():
+    with pytest.raises(UserError, match="cannot read a picture from a int"):
+        CNN.load("builtin", device="cpu").classify([42])
 
 
 def test_evaluate_returns_what_eval_prints(tmp_path: Path, tiny_fashion: Path):

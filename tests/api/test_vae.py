@@ -72,6 +72,18 @@ def test_a_face_in_memory_is_prepared_as_its_file(vae: VAE, faces: Path):
     assert torch.equal(vae.encode(file), vae.encode(np.asarray(picture)))
 
 
+def test_a_picture_in_memory_that_cannot_be_a_face_gets_its_error(vae: VAE, faces: Path):
+    file = sorted(faces.rglob("*.jpg"))[0]
+    empty = np.zeros((0, 40, 3), np.uint8)
+    results = vae.reconstruct([file, empty, np.full((40, 40), 2.0)])
+    assert [r.error for r in results] == [
+        None, "an empty picture (40x0 pixels)",
+        "a float picture's values must be 0 to 1, got 2 to 2; divide 0..255 values by 255"]
+    assert results[0].psnr is not None and results[1].image is None
+    with pytest.raises(UserError, match=r"^a picture in memory: an empty picture \(40x0 pixels\)$"):
+        vae.encode([file, empty])
+
+
 def test_fuse_runs_from_one_faces_reconstruction_to_the_others(vae: VAE, faces: Path):
     a, b = sorted(faces.rglob("*.jpg"))[0], sorted(faces.rglob("*.jpg"))[-1]
     frames = vae.fuse(a, b, steps=5)
