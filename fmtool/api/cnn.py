@@ -58,7 +58,7 @@ class CNN(TrainedModel):
         """An untrained CNN (by default the report's network as its code trains it)."""
         from fmtool.cnn.recipes import PAPER
 
-        config = CNNConfig.from_recipe(PAPER) if config is None else config.check()
+        config = CNNConfig.from_recipe(PAPER) if config is None else config
         return cls(config.build(), config, {}, None, as_device(device), feedback)
 
     @classmethod
@@ -212,13 +212,15 @@ class CNN(TrainedModel):
 
         return layer_shapes(self.model, self.config.image_size)
 
-    def export(self, path: str | os.PathLike, format: str = "onnx") -> Path:
+    def export(self, path: str | os.PathLike, format: str = "onnx", *,
+               force: bool = False) -> Path:
         """The network with its preprocessing as a file that runs without fmtool: ONNX (needs
         `pip install 'fmtool[export]'`) or TorchScript. It takes float32 [N, 1, 28, 28]
         pictures in [0, 1] (light item on black, as Fashion-MNIST) and gives logits; its
-        metadata names the classes and the preprocessing."""
+        metadata names the classes and the preprocessing. An existing file is refused before
+        any work, unless `force`; the file appears whole or not at all."""
         from fmtool.cnn.export import export_classifier
 
         return export_classifier(self.model, class_names=self.class_names,
-                                 image_size=self.config.image_size,
-                                 tta_flip=self.config.tta_flip, path=Path(path), format=format)
+                                 image_size=self.config.image_size, tta_flip=self.config.tta_flip,
+                                 path=Path(path), format=format, force=force)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence, T
 import numpy as np
 from PIL import Image, ImageOps
 
+from fmtool.data.images import ImageReadError
 from fmtool.engine.feedback import LOGGED, Callback, Feedback
 from fmtool.errors import UserError
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 # A picture as the API takes it: a file, a Pillow image, or an HxW / HxWxC array or tensor
-# (uint8 0..255, or floats 0..1).
+# (uint8 0..255, or floats 0..1; outside that range is that picture's error, see `_from_array`).
 Picture = Union[str, os.PathLike, Image.Image, np.ndarray, "torch.Tensor"]
 
 
@@ -64,16 +65,25 @@ def as_list(images: Picture | Sequence[Picture]) -> list[Picture]:
     return list(images)  # type: ignore[arg-type]
 
 
-def as_source(picture: Picture) -> Path | Image.Image:
-    """A file's path, or the picture itself as a Pillow image; anything else is a UserError."""
+def as_source(picture: Picture) -> Path | Image.Image | ImageReadError:
+    """A file's path; a picture in memory as a Pillow image, or, where it cannot be one (empty,
+    misshapen, NaN, floats outside 0..1), the ImageReadError that becomes its result's error, as
+    an unreadable file's does: one bad picture never stops the others. What is no picture at all
+    (a number, a dict) is the call's mistake: a UserError."""
     if isinstance(picture, (str, os.PathLike)):
         return Path(picture)
     if isinstance(picture, Image.Image):  # upright, as a file is read (data.images.open_image)
+        if 0 in picture.size:
+            return ImageReadError(f"an empty picture ({picture.width}x{picture.height} pixels)")
         return ImageOps.exif_transpose(picture)
     if _is_tensor(picture):
-        picture = picture.detach().cpu().numpy()  # type: ignore[union-attr]
+        tensor = picture.detach().cpu()  # type: ignore[union-attr]
+        picture = (tensor.float() if tensor.is_floating_point() else tensor).numpy()  # bf16 too
     if isinstance(picture, np.ndarray):
-        return _from_array(picture)
+        try:
+            return _from_array(picture)
+        except ImageReadError as exc:
+            return exc
     raise UserError(f"cannot read a picture from a {type(picture).__name__}; give a file path, a "
                     "PIL image, or an HxW or HxWxC array or tensor")
 
@@ -83,17 +93,28 @@ def _is_tensor(value: Any) -> bool:
 
 
 def _from_array(array: np.ndarray) -> Image.Image:
-    """An HxW (grey) or HxWx1/3/4 array: uint8 as 0..255, floats as 0..1."""
+    """An HxW (grey) or HxWx1/3/4 array: uint8 as 0..255, floats as 0..1, else ImageReadError.
+
+    Floats outside 0..1 are refused, not clipped: they are nearly always 0..255 values in a
+    float array, which clipping would turn into a white picture and a confident wrong answer."""
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        raise UserError(f"an array picture must be HxW, HxWx3 or HxWx4, got shape {array.shape}")
+        raise ImageReadError(f"an array picture must be HxW, HxWx3 or HxWx4, got shape "
+                             f"{tuple(array.shape)}")
+    if 0 in array.shape:
+        raise ImageReadError(f"an empty picture ({array.shape[1]}x{array.shape[0]} pixels)")
     if array.dtype.kind == "f":
         if not np.isfinite(array).all():
-            raise UserError("an array picture holds NaN or infinite values")
-        array = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+            raise ImageReadError("an array picture holds NaN or infinite values")
+        low, high = float(array.min()), float(array.max())
+        if low < 0 or high > 1:
+            raise ImageReadError(f"a float picture's values must be 0 to 1, got {low:g} to "
+                                 f"{high:g}; divide 0..255 values by 255")
+        array = np.round(array * 255.0).astype(np.uint8)
     elif array.dtype != np.uint8:
-        raise UserError(f"an array picture must be uint8 (0..255) or float (0..1), got {array.dtype}")
+        raise ImageReadError(f"an array picture must be uint8 (0..255) or float (0..1), got "
+                             f"{array.dtype}")
     return Image.fromarray(np.ascontiguousarray(array))
 
 

@@ -27,6 +27,7 @@ from fmtool.api.common import (
 )
 from fmtool.api.results import Reconstruction
 from fmtool.errors import UserError
+from fmtool.metrics import float32_value
 from fmtool.vae.config import KIND, VAEConfig
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class VAE(TrainedModel):
     def from_config(cls, config: VAEConfig | None = None, *, device: str | torch.device = "cpu",
                     feedback: Progress = None) -> "VAE":
         """An untrained VAE (by default 64 px faces, a 256-number code)."""
-        config = VAEConfig() if config is None else config.check()
+        config = VAEConfig() if config is None else config
         return cls(config.build(), config, {}, None, as_device(device), feedback)
 
     @classmethod
@@ -157,8 +158,9 @@ class VAE(TrainedModel):
                 results.append(Reconstruction(path, error=error))
                 continue
             i = next(made)
-            results.append(Reconstruction(path, to_picture(recons[i]), float(metrics["psnr"][i]),
-                                          float(metrics["ssim"][i])))
+            results.append(Reconstruction(path, to_picture(recons[i]),
+                                          float32_value(metrics["psnr"][i]),
+                                          float32_value(metrics["ssim"][i])))
         return results
 
     def fuse(self, a: Picture, b: Picture, steps: int = 10,
@@ -226,14 +228,17 @@ class VAE(TrainedModel):
                            self.feedback)
         return measure(self.model, self.meta, held, self.device)
 
-    def export(self, path: str | os.PathLike, format: str = "onnx") -> list[Path]:
+    def export(self, path: str | os.PathLike, format: str = "onnx", *,
+               force: bool = False) -> list[Path]:
         """The encoder (pictures in [0, 1] -> the code's mean and log-variance) and the decoder
         (codes -> pictures in [0, 1]) as files that run without fmtool: ONNX (needs
-        `pip install 'fmtool[export]'`) or TorchScript; returns the files written."""
+        `pip install 'fmtool[export]'`; face.onnx gives face.encoder.onnx and face.decoder.onnx)
+        or TorchScript (one file); returns the files written. If any of them exists, nothing is
+        done unless `force`; they appear together or not at all."""
         from fmtool.vae.export import export_vae
 
         return export_vae(self.model, preprocessing=self.config.preprocessing(), path=Path(path),
-                          format=format)
+                          format=format, force=force)
 
     def _all_faces(self, images: Picture | Sequence[Picture]) -> torch.Tensor:
         faces, errors = self.faces(images)

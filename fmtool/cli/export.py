@@ -77,7 +77,7 @@ def _export_cnn(path: Path, out: Path, format: ExportFormat) -> dict[str, Any]:
     from fmtool.cnn.export import classifier_metadata
 
     cnn = CNN.load(path, device="cpu", feedback=output.TERMINAL)
-    written = cnn.export(out, format.value)
+    written = cnn.export(out, format.value, force=True)  # export() checked --force
     config = cnn.config
     inside = classifier_metadata(config.class_names, config.image_size, config.scaling,
                                  config.tta_flip)
@@ -89,7 +89,7 @@ def _export_vae(path: Path, out: Path, format: ExportFormat) -> dict[str, Any]:
     from fmtool.api import VAE
 
     vae = VAE.load(path, device="cpu", feedback=output.TERMINAL)
-    written = vae.export(out, format.value)
+    written = vae.export(out, format.value, force=True)  # export() checked --force
     return {"checkpoint": str(path), "kind": "vae", "format": format.value,
             "files": [str(p) for p in written], "image_size": vae.config.image_size,
             "latent_dim": vae.config.latent_dim, "preprocessing": vae.config.preprocessing()}

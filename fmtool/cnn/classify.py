@@ -35,16 +35,20 @@ def save_seen(item: np.ndarray, path: Path) -> None:
         Image.fromarray(item).save(sink, format="PNG")
 
 
-def views_of(sources: Sequence[Path | Image.Image], invert: str,
+def views_of(sources: Sequence[Path | Image.Image | ImageReadError], invert: str,
              single_view: bool) -> list[np.ndarray | ImageReadError]:
-    """Each file's or picture's 28x28 uint8 views, or the ImageReadError of a file that cannot
-    be used; the files are prepared in worker processes, side by side."""
+    """Each file's or picture's 28x28 uint8 views, or the ImageReadError of a file or picture
+    that cannot be used (a source that is one already stays as it is); the files are prepared
+    in worker processes, side by side."""
     files = [source for source in sources if isinstance(source, Path)]
     prepared = iter(load_many_fashion_views(files, invert, single_view) if files else [])
     views: list[np.ndarray | ImageReadError] = []
     for source in sources:
         if isinstance(source, Path):
             views.append(next(prepared))
+            continue
+        if isinstance(source, ImageReadError):
+            views.append(source)
             continue
         try:
             views.append(prepare_fashion_views(source, invert, single_view))
@@ -54,18 +58,20 @@ def views_of(sources: Sequence[Path | Image.Image], invert: str,
 
 
 def classify_pictures(model: torch.nn.Module, config: CNNConfig, device: torch.device,
-                      sources: Sequence[Path | Image.Image], top_k: int = 1,
+                      sources: Sequence[Path | Image.Image | ImageReadError], top_k: int = 1,
                       invert: str = "auto", single_view: bool = False,
                       save_input: Path | None = None, force: bool = False) -> list[dict[str, Any]]:
     """One result per source, in order: {'path', 'predictions': [{'label', 'probability'}]}, or
-    {'path', 'error'} for a file that cannot be read ('path' is None for a picture in memory).
+    {'path', 'error'} for a file that cannot be read or a picture that cannot be used (an
+    ImageReadError given as the source: see fmtool.api.common.as_source); 'path' is None for a
+    picture in memory.
 
     A photo is prepared several ways and its logits averaged over them, unless `single_view`.
     With `save_input`, what the model sees for each readable source (its first view) is written
     into that folder (see `seen_name`) and its result names the picture as 'input'; a file of
     that name there is the user's, refused before any work unless `force`, and the pictures
     appear together once all are prepared (or none does)."""
-    def source_path(source: Path | Image.Image) -> Path | None:
+    def source_path(source: Path | Image.Image | ImageReadError) -> Path | None:
         return source if isinstance(source, Path) else None
 
     if save_input is not None:

@@ -4,19 +4,20 @@ typed config that its checkpoint stores and fmtool rebuilds the network from.
 `CNNConfig.from_meta` is the one reader of a CNN checkpoint's description. It rejects unknown
 keys and out-of-range values with a clear error, and it still reads the layout of every
 checkpoint fmtool wrote before the config existed (the bundled model among them), so no file
-is left behind.
+is left behind. The ranges are checked as a config is made (`__post_init__`), so a config built
+in Python is held to the same ranges as one read from a file, at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Sequence
 
 from fmtool.cnn.recipes import CNNRecipe
 from fmtool.data import fashion
 from fmtool.engine.bounds import Bounds
 from fmtool.engine.recipe import bounds_of
-from fmtool.engine.schema import MetadataError, plain, read_config
+from fmtool.engine.schema import ConfigError, MetadataError, check_range, plain, read_config
 from fmtool.models.cnn import DROPOUT, INPUT_SCALING, VARIANTS, FashionCNN
 
 KIND = "cnn"
@@ -29,7 +30,8 @@ class CNNConfig:
     """The report's CNN as trained: channel width, input size, dropout, network variant (the
     text's or the author's code's), class names in output order, and flip test-time
     augmentation. Inputs are always 28x28 pictures like Fashion-MNIST's, scaled as the variant
-    reads them (`scaling`)."""
+    reads them (`scaling`). A value outside what fmtool trains is a ConfigError (a UserError and
+    a ValueError) as the config is made."""
 
     width: float = 1.0
     image_size: int = 32
@@ -37,6 +39,20 @@ class CNNConfig:
     variant: str = "text"
     class_names: tuple[str, ...] = fashion.CLASSES
     tta_flip: bool = False
+
+    def __post_init__(self) -> None:
+        """Checks every value against the range its recipe field allows (fmtool.cnn.recipes, the
+        one place it is written); a list of class names becomes a tuple."""
+        knobs = {f.name: f for f in fields(CNNRecipe)}
+        for name, kind in (("width", float), ("image_size", int), ("dropout", float)):
+            object.__setattr__(self, name, check_range(name, getattr(self, name),
+                                                       bounds_of(knobs[name], kind)))
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be {' or '.join(VARIANTS)}, got "
+                              f"{str(self.variant)[:40]!r}")
+        if not isinstance(self.tta_flip, bool):
+            raise ConfigError(f"tta_flip must be true or false, got {str(self.tta_flip)[:40]!r}")
+        object.__setattr__(self, "class_names", _class_names(self.class_names))
 
     @property
     def num_classes(self) -> int:
@@ -57,28 +73,10 @@ class CNNConfig:
     def from_dict(cls, data: Any) -> "CNNConfig":
         """A config from its stored table: unknown keys, wrong types and values out of range
         are a MetadataError."""
-        return read_config(cls, data).check()
+        return read_config(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
-
-    def check(self) -> "CNNConfig":
-        """This config if every value is within what fmtool trains, else MetadataError."""
-        knobs = {f.name: f for f in fields(CNNRecipe)}
-        for name, kind in (("width", float), ("image_size", int), ("dropout", float)):
-            bounds = bounds_of(knobs[name], kind)
-            if not bounds.accepts(getattr(self, name)):
-                raise MetadataError(f"its {name} is {getattr(self, name)}, not {bounds.describe()}")
-        if self.variant not in VARIANTS:
-            raise MetadataError(f"its variant is {self.variant[:40]!r}, not {' or '.join(VARIANTS)}")
-        names = self.class_names
-        if not 2 <= len(names) <= MAX_CLASSES:
-            raise MetadataError(f"it names {len(names)} classes; a classifier has 2 to {MAX_CLASSES}")
-        if not all(0 < len(n) <= MAX_CLASS_NAME for n in names):
-            raise MetadataError(f"its class names must be texts of 1 to {MAX_CLASS_NAME} characters")
-        if len(set(names)) != len(names):
-            raise MetadataError("its class names repeat")
-        return self
 
     def build(self) -> FashionCNN:
         """The untrained network this config describes."""
@@ -92,6 +90,22 @@ class CNNConfig:
         if "config" in meta:
             return cls.from_dict(meta["config"])
         return cls.from_dict(_legacy_config(meta))
+
+
+def _class_names(names: Sequence[str]) -> tuple[str, ...]:
+    """`names` as a tuple if they are 2 to MAX_CLASSES distinct texts of 1 to MAX_CLASS_NAME
+    characters, else a ConfigError."""
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"class_names must be a list of texts, got {str(names)[:40]}")
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise ConfigError(f"class_names names {len(names)} classes; a classifier has 2 to "
+                          f"{MAX_CLASSES}")
+    if not all(0 < len(n) <= MAX_CLASS_NAME for n in names):
+        raise ConfigError(f"class names must be texts of 1 to {MAX_CLASS_NAME} characters")
+    if len(set(names)) != len(names):
+        repeated = next(n for n in names if names.count(n) > 1)
+        raise ConfigError(f"class names repeat: {repeated[:40]!r} is there twice or more")
+    return tuple(names)
 
 
 def checkpoint_meta(config: CNNConfig, recipe: CNNRecipe,

@@ -89,14 +89,17 @@ def classifier_metadata(class_names: Sequence[str], image_size: int, scaling: st
 
 
 def export_classifier(model: FashionCNN, *, class_names: Sequence[str], image_size: int,
-                      tta_flip: bool, path: Path, format: str | ExportFormat) -> Path:
+                      tta_flip: bool, path: Path, format: str | ExportFormat,
+                      force: bool = False) -> Path:
     """Writes `model` to `path` as ONNX (.onnx) or TorchScript (.pt, .pth), preprocessing and
     `tta_flip` inside; returns `path`.
 
     `image_size` is the model's input size (its config's image_size); its
     scaling is the model's own (`model.input_scaling`). The model is copied to the CPU in fp32;
-    the caller's stays as it is. Raises UserError for an unknown format, a suffix of another
-    format, a missing export extra (ONNX), or a failed write (nothing is left behind)."""
+    the caller's stays as it is. Raises UserError, before any work, for an existing `path`
+    (unless `force`), an unknown format, a suffix of another format or a missing export extra
+    (ONNX); and for a failed write (nothing is left behind)."""
+    export.check_targets([path], force)
     chosen = export.parse_format(format, path)
     module = ExportedClassifier(export.for_export(model), image_size, tta_flip)
     metadata = classifier_metadata(class_names, image_size, model.input_scaling, tta_flip)
@@ -104,4 +107,4 @@ def export_classifier(model: FashionCNN, *, class_names: Sequence[str], image_si
         data = export.onnx_bytes(module, METHOD, metadata)
     else:
         data = export.torchscript_bytes(module, [METHOD], metadata)
-    return export.write_files({path: data})[0]
+    return export.write_files({path: data}, overwrite=force)[0]

@@ -29,6 +29,7 @@ from fmtool.cnn.config import CNNConfig
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import atomic_write
 from fmtool.errors import Option, UserError
+from fmtool.metrics import float32_value
 
 METHOD_TITLES = {"tsne": "t-SNE", "pca": "PCA"}
 TSNE_PCA_DIMS = 50
@@ -70,7 +71,7 @@ def project(features: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, f
     if check_method(method) == "pca":
         pca = PCA(n_components=2, random_state=seed)
         coords = pca.fit_transform(x)
-        share = float(np.nan_to_num(pca.explained_variance_ratio_.sum()))
+        share = float32_value(np.nan_to_num(pca.explained_variance_ratio_.sum()))
         return coords.astype(np.float32), share
     from sklearn.manifold import TSNE
 
@@ -107,7 +108,7 @@ def silhouette(coords: np.ndarray, labels: np.ndarray) -> float | None:
     classes = len(np.unique(labels))
     if not 2 <= classes <= len(coords) - 1:
         return None
-    return float(silhouette_score(coords, labels))
+    return float32_value(silhouette_score(coords, labels))  # of float32 points
 
 
 def analyse_layer(layer: str, features: np.ndarray, labels: np.ndarray, method: str,

@@ -20,19 +20,21 @@ failure or Ctrl-C leaves no half-written or lone file.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
 from fmtool.choices import ExportFormat
-from fmtool.engine.io import all_or_nothing, atomic_write
+from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
 from fmtool.errors import Option, UserError
 
 SUFFIXES = {ExportFormat.onnx: (".onnx",), ExportFormat.torchscript: (".pt", ".pth")}
@@ -47,6 +49,9 @@ CHECK_BATCH = 3
 # differences are about 1e-5 (see tests/engine/test_export.py), so this only catches a wrong graph.
 CHECK_TOLERANCE = 1e-3
 OPSET = 18
+# The ONNX exporter's libraries log each graph pass at INFO (about 17 lines an export): noise to a
+# script that turns INFO on to see fmtool's own notes, so they are held at WARNING meanwhile.
+EXPORTER_LOGGERS = ("onnx_ir", "onnxscript", "torch.onnx")
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ def onnx_bytes(module: nn.Module, method: Method, metadata: dict[str, Any]) -> b
     generator = torch.Generator().manual_seed(0)
     example = method.make(TRACE_BATCH, generator)
     batch = torch.export.Dim("batch")
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), quiet_exporter():
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         program = torch.onnx.export(
             module, example, dynamo=True, verbose=False, optimize=True, opset_version=OPSET,
@@ -116,6 +121,21 @@ def onnx_bytes(module: nn.Module, method: Method, metadata: dict[str, Any]) -> b
     data = proto.SerializeToString()
     _check(module, method, lambda inputs: _run_onnx(data, method, inputs), "ONNX")
     return data
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """EXPORTER_LOGGERS at WARNING (or above, where the caller set them higher) for the block,
+    each set back to its own level afterwards."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _run_onnx(data: bytes, method: Method, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
@@ -166,10 +186,18 @@ def _check(reference: Callable[..., Any], method: Method,
                             "this with your torch version")
 
 
-def write_files(contents: dict[Path, bytes]) -> list[Path]:
-    """Writes each file atomically, all of them or none; returns their paths. A failed write
-    names --out: an export goes where the caller says, not under FMTOOL_HOME."""
-    with all_or_nothing(None, "choose another {}", Option("out")):
+def check_targets(paths: list[Path], force: bool) -> None:
+    """Refuses, before any work, a target that is a folder, or one that exists unless `force`:
+    an export takes minutes and must not replace a user's file by surprise (`fmtool export`
+    refuses with the same words)."""
+    check_outputs(paths, paths[0].parent, force, option="path")
+
+
+def write_files(contents: dict[Path, bytes], overwrite: bool = True) -> list[Path]:
+    """Writes each file atomically, all of them or none; returns their paths. Without
+    `overwrite`, a file that appeared since `check_targets` fails the whole write. A failed
+    write names --out: an export goes where the caller says, not under FMTOOL_HOME."""
+    with all_or_nothing(None, "choose another {}", Option("out"), overwrite=overwrite):
         for path, data in contents.items():
             with atomic_write(path, what="exported model") as sink:
                 sink.write(data)

@@ -339,13 +339,13 @@ def all_or_nothing(root: Path | None = None, advice: str = DEFAULT_ADVICE, *valu
             os.close(held)
 
 
-def _refuse_links_below(root: Path, path: Path) -> None:
+def _refuse_links_below(root: Path, path: Path, option: str = "out") -> None:
     """A symbolic link in a folder between `root` and `path` would take the write elsewhere."""
     for folder in _folders_between(root, path):
         if folder.is_symlink():
             raise UserError("{} is a symbolic link; fmtool does not write through links inside "
                             "its output folder; remove it or choose another {}", folder,
-                            Option("out"))
+                            Option(option))
 
 
 def _folders_between(root: Path, path: Path) -> list[Path]:
@@ -357,10 +357,12 @@ def _folders_between(root: Path, path: Path) -> list[Path]:
     return [root.joinpath(*relative.parts[:i]) for i in range(1, len(relative.parts) + 1)]
 
 
-def check_outputs(paths: Iterable[Path], root: Path, force: bool) -> None:
+def check_outputs(paths: Iterable[Path], root: Path, force: bool, option: str = "out") -> None:
     """Refuses, before any work is done, outputs that must not or cannot be written.
 
-    `root` is the folder the outputs go into (the user's `--out`, or a folder beside it). Refused
+    `root` is the folder the outputs go into (the user's `--out`, or a folder beside it);
+    `option` is the parameter that named them, which the messages ask to change (a Python call
+    names its own, e.g. `CNN.export`'s path). Refused
     whatever `force` says: a file where `root` or a folder below it should be, a symbolic link
     below `root` (see `all_or_nothing`), an output that is a folder. Refused without `force`: an
     output that exists (a link counts, even a dangling one).
@@ -370,26 +372,26 @@ def check_outputs(paths: Iterable[Path], root: Path, force: bool) -> None:
     while not os.path.lexists(probe) and probe.parent != probe:
         probe = probe.parent
     if not probe.is_dir():
-        raise UserError("{} is not a folder; choose another {}", probe, Option("out"))
+        raise UserError("{} is not a folder; choose another {}", probe, Option(option))
     existing: list[Path] = []
     for path in paths:
-        _refuse_links_below(root, path)
+        _refuse_links_below(root, path, option)
         for folder in _folders_between(root, path):
             if os.path.lexists(folder) and not folder.is_dir():
                 raise UserError("{} is a file where fmtool needs a folder; choose another {}",
-                                folder, Option("out"))
+                                folder, Option(option))
         if path.is_dir() and not path.is_symlink():
             raise UserError("{} is a folder; fmtool would write a file there; choose another {}",
-                            path, Option("out"))
+                            path, Option(option))
         if os.path.lexists(path):
             existing.append(path)
     if existing and not force:
         if len(existing) == 1:
             raise UserError("{} already exists; add {} to overwrite it, or choose another {}",
-                            existing[0], Option("force"), Option("out"))
+                            existing[0], Option("force"), Option(option))
         raise UserError("{} output files already exist in {} (first: {}); add {} to overwrite "
                         "them, or choose another {}", len(existing), root, existing[0],
-                        Option("force"), Option("out"))
+                        Option("force"), Option(option))
 
 
 def write_text(path: Path, text: str, what: str = "", advice: str = DEFAULT_ADVICE,

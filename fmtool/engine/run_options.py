@@ -4,6 +4,10 @@ Run options are stored in run.json beside the recipe, so `--resume` continues a 
 was started: on the same subset of the data, in the same precision, compiled or not. Each model
 family adds what only it has (`CNNRunOptions`, `VAERunOptions`). Reading them back checks every
 value, since run.json is a file anyone can edit.
+
+A count's range is written once, in its field (`count`): `check` holds every value to it, whether
+it comes from a Python call, the command line or run.json, and `bounds` gives it to the command
+line's options.
 """
 
 from __future__ import annotations
@@ -13,9 +17,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fmtool.choices import Precision, Switch, UnknownChoice
-from fmtool.errors import UserError
+from fmtool.engine.bounds import Bounds, plain_text
+from fmtool.errors import Option, UserError
 
 Options = TypeVar("Options", bound="RunOptions")
+
+
+def count(minimum: int) -> Any:
+    """An optional count field (None: no limit) of at least `minimum`."""
+    return dataclasses.field(default=None, metadata={"bounds": Bounds(int, minimum, None)})
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ class RunOptions:
     `precision`: autocast dtype (auto, bf16, fp16, fp32); `compile`: torch.compile (auto, on,
     off); `cuda_graph`: replay each step as one CUDA graph (auto, on, off)."""
 
-    limit: int | None = None
+    limit: int | None = count(1)
     precision: str = "auto"
     compile: str = "auto"
     cuda_graph: str = "auto"
@@ -32,18 +42,23 @@ class RunOptions:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def bounds(cls, name: str) -> Bounds:
+        """The range of the count `name` (what the command line's option accepts)."""
+        return {item.name: item for item in dataclasses.fields(cls)}[name].metadata["bounds"]
+
     def check(self: Options, where: str = "") -> Options:
-        """These options if each is a count (at least 1) or a known word, else a UserError
-        starting with `where` (a damaged or edited run.json names itself there)."""
+        """These options if each count is None or in its range and each other value is a known
+        word, else a UserError naming the option (and its range), starting with `where` (a
+        damaged or edited run.json names itself there)."""
         for item in dataclasses.fields(self):
             value = getattr(self, item.name)
-            if item.name.endswith("limit"):
-                good = value is None or (isinstance(value, int) and not isinstance(value, bool)
-                                         and value >= 1)
-            else:
-                good = value is None or isinstance(value, str)
-            if not good:
-                raise UserError(f"{where}its option {item.name} is {str(value)[:40]!r}")
+            if "bounds" in item.metadata:
+                if value is not None:
+                    item.metadata["bounds"].check(item.name, value, where)
+            elif not (value is None or isinstance(value, str)):
+                raise UserError(plain_text(where) + "{} must be a text, got {}", Option(item.name),
+                                str(value)[:40])
         try:
             Precision.parse(self.precision, "precision")
             Switch.parse(self.compile, "compile")
@@ -67,15 +82,17 @@ class RunOptions:
 class CNNRunOptions(RunOptions):
     """`test_limit`: evaluate each epoch on this many test images only."""
 
-    test_limit: int | None = None
+    test_limit: int | None = count(1)
 
 
 @dataclass(frozen=True)
 class VAERunOptions(RunOptions):
     """`val_limit`: validate each epoch on this many held-out faces only; `data_dir`: the faces
     folder (None: LFW in fmtool's cache), kept so a resume trains on the same faces. The VAE's
-    step is not written to be captured as a CUDA graph (see engine.graphs), so it is off."""
+    step is not written to be captured as a CUDA graph (see engine.graphs), so it is off. Its
+    `limit` is at least 2: BatchNorm learns from a batch's spread, which one face has not."""
 
+    limit: int | None = count(2)
     cuda_graph: str = "off"
-    val_limit: int | None = None
+    val_limit: int | None = count(1)
     data_dir: str | None = None

@@ -15,11 +15,27 @@ import math
 import typing
 from typing import Any, TypeVar
 
+from fmtool.errors import Option, UserError
+
 C = TypeVar("C")
 
 
 class MetadataError(ValueError):
     """A checkpoint's metadata does not fit its model's schema."""
+
+
+class ConfigError(UserError, MetadataError):
+    """A config value outside what fmtool trains, found as the config is made. Whoever made it
+    in Python gets a UserError naming the field, the value and the range; a checkpoint's loader
+    (which reports a ValueError with the file's name) gets a MetadataError."""
+
+
+def check_range(name: str, value: Any, bounds: Any) -> Any:
+    """`value` if `bounds` (a fmtool.engine.bounds.Bounds) accepts it, as a float for a float
+    range; else a ConfigError: "width must be a number in [0.05, 4], got -1"."""
+    if not bounds.accepts(value):
+        raise ConfigError("{} must be {}, got {}", Option(name), bounds.describe(), _shown(value))
+    return float(value) if bounds.kind is float else value
 
 
 def _fits(value: Any, kind: Any) -> bool:

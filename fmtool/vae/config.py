@@ -3,7 +3,8 @@ with, as one typed config that its checkpoint stores and fmtool rebuilds the net
 
 `VAEConfig.from_meta` is the one reader of a VAE checkpoint's description; it rejects unknown
 keys and out-of-range values, and still reads the layout of checkpoints written before the
-config existed (the bundled model among them).
+config existed (the bundled model among them). The ranges are checked as a config is made
+(`__post_init__`), whether in Python or from a file.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from fmtool.data.faces import CROP, RESAMPLE
 from fmtool.engine.recipe import bounds_of
-from fmtool.engine.schema import MetadataError, plain, read_config
+from fmtool.engine.schema import ConfigError, MetadataError, check_range, plain, read_config
 from fmtool.models.vae import DECODERS, FaceVAE
 from fmtool.vae.recipes import MAX_PARAMETERS, VAERecipe, parameter_count
 
@@ -26,12 +27,34 @@ class VAEConfig:
     `latent_dim` numbers, and the centre crop its faces were cut with (keep crop[0]/crop[1] of
     the shorter side, as LFW's 224 of 250). Faces are resized bilinearly, pixels in [0, 1].
     `decoder` names the report's transposed convolutions or the upsampling variant
-    (fmtool.models.vae)."""
+    (fmtool.models.vae). A VAE fmtool could not have trained is a ConfigError (a UserError and
+    a ValueError) as the config is made."""
 
     image_size: int = 64
     latent_dim: int = 256
     crop: tuple[int, int] = CROP
     decoder: str = "transposed"
+
+    def __post_init__(self) -> None:
+        """Checks the sizes against the ranges their recipe fields allow (fmtool.vae.recipes, the
+        one place they are written) and the model's size; a crop given as a list becomes a
+        tuple."""
+        knobs = {f.name: f for f in fields(VAERecipe)}
+        for name in ("image_size", "latent_dim"):
+            check_range(name, getattr(self, name), bounds_of(knobs[name], int))
+        if parameter_count(self.image_size, self.latent_dim) > MAX_PARAMETERS:
+            raise ConfigError(f"a VAE of {self.image_size} px with a {self.latent_dim}-number "
+                              "code is larger than any VAE fmtool trains")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"decoder must be {' or '.join(DECODERS)}, got "
+                              f"{str(self.decoder)[:40]!r}")
+        crop = self.crop
+        if not (isinstance(crop, (list, tuple)) and len(crop) == 2
+                and all(isinstance(n, int) and not isinstance(n, bool) for n in crop)
+                and 0 < crop[0] <= crop[1]):
+            raise ConfigError(f"crop must be two whole numbers 0 < keep <= of (keep/of of the "
+                              f"shorter side), got {str(crop)[:40]}")
+        object.__setattr__(self, "crop", tuple(crop))
 
     @classmethod
     def from_recipe(cls, recipe: VAERecipe) -> "VAEConfig":
@@ -45,28 +68,10 @@ class VAEConfig:
         report's."""
         if isinstance(data, dict) and "decoder" not in data:
             data = {**data, "decoder": "transposed"}
-        return read_config(cls, data).check()
+        return read_config(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return plain(self)
-
-    def check(self) -> "VAEConfig":
-        """This config if it is a VAE fmtool could have trained, else MetadataError."""
-        knobs = {f.name: f for f in fields(VAERecipe)}
-        for name in ("image_size", "latent_dim"):
-            bounds = bounds_of(knobs[name], int)
-            if not bounds.accepts(getattr(self, name)):
-                raise MetadataError(f"its {name} is {getattr(self, name)}, not {bounds.describe()}")
-        if parameter_count(self.image_size, self.latent_dim) > MAX_PARAMETERS:
-            raise MetadataError(f"its architecture ({self.image_size} px, {self.latent_dim}-dim "
-                                "code) is larger than any VAE fmtool trains")
-        if self.decoder not in DECODERS:
-            raise MetadataError(f"its decoder is {self.decoder[:40]!r}, not {' or '.join(DECODERS)}")
-        keep, of = self.crop
-        if not 0 < keep <= of:
-            raise MetadataError(f"its crop is {list(self.crop)}; it must be two whole numbers "
-                                "0 < keep <= of (keep/of of the shorter side)")
-        return self
 
     def preprocessing(self) -> dict[str, Any]:
         """What is done to a face before the model sees it, as exported files record it: keep

@@ -19,6 +19,7 @@ import torch
 from fmtool.data.faces import HeldOutFaces, held_out_faces, to_unit
 from fmtool.engine.batching import chunks
 from fmtool.engine.feedback import SILENT, Feedback
+from fmtool.metrics import float32_value
 from fmtool.metrics import image as image_metrics
 from fmtool.vae.config import VAEConfig
 from fmtool.vae.inference import EVAL_BATCH, reconstruct
@@ -52,8 +53,8 @@ def measure(model: Any, meta: dict[str, Any], held: HeldOutFaces,
     nan = torch.full((1,), float("nan"))
     split = split_check(meta, held)
     return {"faces": len(held.files), "people": held.people, "val_fraction": val_fraction_of(meta),
-            "psnr": float(torch.cat(psnr or [nan]).mean()),
-            "ssim": float(torch.cat(ssim or [nan]).mean()), **split}
+            "psnr": float32_value(torch.cat(psnr or [nan]).mean()),
+            "ssim": float32_value(torch.cat(ssim or [nan]).mean()), **split}
 
 
 def _count(value: Any) -> int | None:

@@ -107,24 +107,26 @@ def vae_metadata(image_size: int, latent_dim: int, preprocessing: dict[str, Any]
 
 
 def export_vae(model: FaceVAE, *, preprocessing: dict[str, Any], path: Path,
-               format: str | ExportFormat) -> list[Path]:
+               format: str | ExportFormat, force: bool = False) -> list[Path]:
     """Writes the encoder and decoder of `model`; returns the files written (`export_paths`).
 
     `preprocessing` is what is done to a face before the model sees it (crop, image_size,
     resample, range: `VAEConfig.preprocessing`), recorded in the files. The model is copied to
-    the CPU in fp32; the caller's stays as it is. Raises UserError for an unknown format, a
-    suffix of another format, a missing export extra (ONNX), or a failed write (then no file is
+    the CPU in fp32; the caller's stays as it is. Raises UserError, before any work, for an
+    existing file among those it would write (unless `force`), an unknown format, a suffix of
+    another format or a missing export extra (ONNX); and for a failed write (then no file is
     written)."""
+    paths = export_paths(path, format)
+    export.check_targets(paths, force)
     chosen = export.parse_format(format, path)
     network = export.for_export(model)
     metadata = vae_metadata(model.image_size, model.latent_dim, preprocessing)
     methods = _methods(network)
-    paths = export_paths(path, chosen)
     if chosen is ExportFormat.torchscript:
         data = export.torchscript_bytes(ExportedVAE(network), list(methods.values()), metadata)
-        return export.write_files({path: data})
+        return export.write_files({path: data}, overwrite=force)
     modules = {"encoder": ExportedEncoder(network), "decoder": ExportedDecoder(network)}
     contents = {}
     for target, part in zip(paths, PARTS):
         contents[target] = export.onnx_bytes(modules[part], methods[part], dict(metadata, part=part))
-    return export.write_files(contents)
+    return export.write_files(contents, overwrite=force)

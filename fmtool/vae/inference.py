@@ -22,13 +22,17 @@ from fmtool.vae.recipes import VAERecipe
 EVAL_BATCH = 128
 
 
-def prepare_faces(sources: Sequence[Path | Image.Image],
+def prepare_faces(sources: Sequence[Path | Image.Image | ImageReadError],
                   config: VAEConfig) -> tuple[torch.Tensor, list[str | None]]:
     """Files and pictures as the VAE's training faces were made (centre crop, resize): uint8
     [n_ok, 3, S, S] of those that could be read, in order, and for each source None or why it
-    could not be read."""
+    could not be read (a source that is an ImageReadError already: a picture in memory that
+    cannot be one, see fmtool.api.common.as_source)."""
     faces, errors = [], []
     for source in sources:
+        if isinstance(source, ImageReadError):
+            errors.append(str(source))
+            continue
         try:
             array = (load_face(source, config.image_size, config.crop) if isinstance(source, Path)
                      else face_array(source, config.image_size, config.crop))

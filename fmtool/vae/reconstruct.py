@@ -43,6 +43,7 @@ from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.interrupt import stop_at_boundaries
 from fmtool.engine.io import all_or_nothing, atomic_write, check_outputs
 from fmtool.errors import Option, UserError
+from fmtool.metrics import float32_value
 from fmtool.metrics import image as image_metrics
 from fmtool.models.vae import FaceVAE
 from fmtool.vae.config import VAEConfig
@@ -193,7 +194,7 @@ def reconstruct_folder(folder: Path, model: FaceVAE, config: VAEConfig, checkpoi
                 save_png(recons[i], out / targets[file])
                 rows.append({"file": _csv_name(file.relative_to(folder)),
                              "output": _csv_name(targets[file]),
-                             **{k: float(v[i]) for k, v in metrics.items()}})
+                             **{k: float32_value(v[i]) for k, v in metrics.items()}})
             side_name, alt_name = grids[index]
             save_png(side_by_side(originals, recons), out / side_name)
             save_grid(alternating(originals, recons), out / alt_name, columns=16)

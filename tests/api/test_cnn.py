@@ -18,6 +18,7 @@ from fmtool import CNN, CNNConfig, UserError
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER
 from fmtool.data.fashion import load_from_dir
+from fmtool.metrics import float32_value
 from tests.helpers.checkpoints import TINY_WIDTH, save_cnn
 from tests.helpers.fashion import synthetic_fashion
 from tests.helpers.paths import REPO
@@ -100,15 +101,29 @@ def test_a_picture_in_memory_gets_the_answer_its_file_gets(pictures: list[Path])
         assert [p for _, p in result.predictions] == pytest.approx([p for _, p in from_file.predictions])
 
 
-@pytest.mark.parametrize("picture, message", [
-    (np.zeros((2, 3, 4, 5), np.uint8), "must be HxW"),
-    (np.zeros((8, 8), np.int32), "must be uint8"),
-    (np.full((8, 8), np.nan, np.float32), "NaN"),
-    (42, "cannot read a picture from a int"),
+@pytest.mark.parametrize("picture, error", [
+    (np.zeros((0, 0)), "an empty picture (0x0 pixels)"),
+    (np.zeros((28, 0, 3), np.uint8), "an empty picture (0x28 pixels)"),
+    (Image.new("L", (0, 5)), "an empty picture (0x5 pixels)"),
+    (np.zeros((2, 3, 4, 5), np.uint8), "an array picture must be HxW, HxWx3 or HxWx4, got shape (2, 3, 4, 5)"),
+    (np.zeros((8, 8, 2), np.uint8), "an array picture must be HxW, HxWx3 or HxWx4, got shape (8, 8, 2)"),
+    (np.zeros((8, 8), np.int32), "an array picture must be uint8 (0..255) or float (0..1), got int32"),
+    (np.full((8, 8), np.nan, np.float32), "an array picture holds NaN or infinite values"),
+    (torch.full((8, 8), 255.0), "a float picture's values must be 0 to 1, got 255 to 255; divide "
+                                "0..255 values by 255"),
 ])
-def test_a_picture_that_cannot_be_one_is_a_user_error(picture: object, message: str):
-    with pytest.raises(UserError, match=message):
-        CNN.load("builtin", device="cpu").classify([picture])
+def test_a_picture_that_cannot_be_one_gets_its_error_and_never_stops_the_others(
+        pictures: list[Path], picture: object, error: str):
+    good = pictures[0]
+    results = CNN.load("builtin", device="cpu").classify([good, picture, good])
+    assert [r.error for r in results] == [None, error, None]
+    assert results[0].label is not None and results[2].label == results[0].label
+    assert results[1].path is None and results[1].label is None
+
+
+def test_what_is_no_picture_at_all_is_the_calls_mistake():
+    with pytest.raises(UserError, match="cannot read a picture from a int"):
+        CNN.load("builtin", device="cpu").classify([42])
 
 
 def test_evaluate_returns_what_eval_prints(tmp_path: Path, tiny_fashion: Path):
@@ -122,6 +137,9 @@ def test_evaluate_returns_what_eval_prints(tmp_path: Path, tiny_fashion: Path):
     assert report.to_dict() == expected
     assert report.images == 60 and sum(map(sum, report.confusion)) == 60
     assert set(report.per_class) == set(report.class_names)
+    right = [report.confusion[i][i] for i in range(len(report.class_names))]
+    assert report.accuracy == sum(right) / 60  # exactly, as a fraction of the images
+    assert report.per_class["Trouser"] == right[1] / sum(report.confusion[1])
 
 
 def test_project_returns_what_the_command_prints_and_draws_only_when_asked(tmp_path: Path,
@@ -138,6 +156,9 @@ def test_project_returns_what_the_command_prints_and_draws_only_when_asked(tmp_p
     one = cnn.project("output", method="pca", per_class=4, data_dir=tiny_fashion)
     assert one.points.shape == (40, 2) and one.labels.shape == (40,)
     assert np.array_equal(one.points, both[1].points) and one.figure is None
+    # computed in float32, given with float32's digits and no more
+    assert one.silhouette == float32_value(one.silhouette)
+    assert one.explained_variance == float32_value(one.explained_variance)
     with pytest.raises(UserError, match="already exist"):
         cnn.project("output", method="pca", per_class=4, data_dir=tiny_fashion, save=figure)
     saved = cnn.project("output", method="pca", per_class=4, data_dir=tiny_fashion, save=figure,
@@ -173,9 +194,11 @@ def test_train_makes_the_run_train_cnn_makes_resumes_it_and_reports_progress(tin
     ({"epochs": 0}, "epochs must be an integer from 1"),
     ({"depth": 12}, "'depth' is not a value of the cnn recipe"),
     ({"precision": "fp8"}, "unknown precision 'fp8'"),
+    ({"limit": -1}, "limit must be an integer of at least 1, got -1"),
+    ({"test_limit": 2.5}, "test_limit must be an integer of at least 1, got 2.5"),
 ])
 def test_train_refuses_before_any_work(overrides: dict, message: str, tiny_fashion: Path):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=f"^{message}"):
         CNN.train("paper", data_dir=tiny_fashion, **{**TINY_TRAINING, **overrides})
 
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fmtool import VAE, UserError, VAEConfig
 from fmtool.cli.app import app
+from fmtool.metrics import float32_value
 from tests.helpers.checkpoints import save_vae
 from tests.helpers.faces import write_faces
 
@@ -56,6 +57,7 @@ def test_reconstruct_gives_the_numbers_reconstruct_writes(vae: VAE, faces: Path,
     for row, result in zip(rows, results):
         assert result.psnr == pytest.approx(float(row["psnr"]), abs=1e-5)
         assert result.ssim == pytest.approx(float(row["ssim"]), abs=1e-5)
+        assert result.psnr == float32_value(result.psnr)  # float32's digits, no more
         written = np.asarray(Image.open(tmp_path / "out" / row["output"]).convert("RGB"))
         assert np.abs(written.astype(int) - np.asarray(result.image).astype(int)).max() <= 1
     assert results[-1].error == "no such file" and results[-1].image is None
@@ -68,6 +70,18 @@ def test_a_face_in_memory_is_prepared_as_its_file(vae: VAE, faces: Path):
     picture = Image.open(file)
     assert torch.equal(vae.encode(file), vae.encode(picture))
     assert torch.equal(vae.encode(file), vae.encode(np.asarray(picture)))
+
+
+def test_a_picture_in_memory_that_cannot_be_a_face_gets_its_error(vae: VAE, faces: Path):
+    file = sorted(faces.rglob("*.jpg"))[0]
+    empty = np.zeros((0, 40, 3), np.uint8)
+    results = vae.reconstruct([file, empty, np.full((40, 40), 2.0)])
+    assert [r.error for r in results] == [
+        None, "an empty picture (40x0 pixels)",
+        "a float picture's values must be 0 to 1, got 2 to 2; divide 0..255 values by 255"]
+    assert results[0].psnr is not None and results[1].image is None
+    with pytest.raises(UserError, match=r"^a picture in memory: an empty picture \(40x0 pixels\)$"):
+        vae.encode([file, empty])
 
 
 def test_fuse_runs_from_one_faces_reconstruction_to_the_others(vae: VAE, faces: Path):
@@ -88,6 +102,11 @@ def test_train_makes_the_run_train_vae_makes(faces: Path, fmtool_home: Path):
     assert vae.checkpoint == fmtool_home / "data" / "runs" / "vae" / "faces" / "best.pt"
     assert vae.config == VAEConfig(image_size=32, latent_dim=8)
     assert vae.meta["data"]["train_people"] + vae.meta["data"]["val_people"] == 2
+
+
+def test_train_refuses_a_subset_too_small_to_learn_from_before_any_work(faces: Path):
+    with pytest.raises(UserError, match="^limit must be an integer of at least 2, got 1$"):
+        VAE.train("cpu", limit=1, data_dir=faces / "no-such-folder", device="cpu")
 
 
 def test_a_config_builds_an_untrained_vae():

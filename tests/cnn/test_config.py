@@ -9,6 +9,7 @@ from fmtool.cnn.recipes import BUNDLED, PAPER
 from fmtool.engine.bundled import bundled_checkpoint
 from fmtool.engine.checkpoint import load_checkpoint
 from fmtool.engine.schema import MetadataError
+from fmtool.errors import UserError
 from tests.helpers.checkpoints import legacy_checkpoint
 
 
@@ -28,14 +29,37 @@ def test_a_recipe_gives_the_network_it_trains():
 @pytest.mark.parametrize("change, message", [
     ({"depth": 12}, "unknown key 'depth'"),
     ({"width": None}, "width is None, not a number"),
-    ({"image_size": 30}, "image_size is 30"),
-    ({"variant": "paper"}, "variant is 'paper'"),
+    ({"image_size": 30}, "image_size must be a multiple of 4 from 8 to 256, got 30"),
+    ({"variant": "paper"}, "variant must be text or code, got 'paper'"),
     ({"class_names": ["a", "a"]}, "repeat"),
     ({"tta_flip": 1}, "tta_flip is 1, not true or false"),
 ])
 def test_from_dict_refuses_what_fmtool_would_not_have_written(change: dict, message: str):
     with pytest.raises(MetadataError, match=message):
         CNNConfig.from_dict({**CNNConfig().to_dict(), **change})
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"width": -1}, "width must be a number in [0.05, 4], got -1"),
+    ({"width": "wide"}, "width must be a number in [0.05, 4], got 'wide'"),
+    ({"dropout": 1.5}, "dropout must be a number in [0, 0.95], got 1.5"),
+    ({"variant": "paper"}, "variant must be text or code, got 'paper'"),
+    ({"tta_flip": "yes"}, "tta_flip must be true or false, got 'yes'"),
+    ({"class_names": ["Hat"]}, "class_names names 1 classes; a classifier has 2 to 1000"),
+    ({"class_names": ["Hat", "Hat"]}, "class names repeat: 'Hat' is there twice or more"),
+])
+def test_a_config_made_in_python_is_refused_at_once_naming_the_field_and_its_range(
+        values: dict, message: str):
+    with pytest.raises(UserError) as refused:
+        CNNConfig(**values)
+    assert str(refused.value) == message
+    assert isinstance(refused.value, ValueError)  # as from_dict's refusals are
+
+
+def test_a_config_made_in_python_takes_plain_python_values():
+    config = CNNConfig(width=1, class_names=["cat", "dog"])
+    assert config.width == 1.0 and isinstance(config.width, float)
+    assert config.class_names == ("cat", "dog") and config == CNNConfig.from_dict(config.to_dict())
 
 
 def test_a_table_missing_a_value_is_refused_rather_than_defaulted():

@@ -48,8 +48,11 @@ def test_every_example_runs(example_folder: Path, capsys: pytest.CaptureFixture)
     for number, block in enumerate(python_blocks(PAGE), start=1):
         exec(compile(block, f"{PAGE.name}, example {number}", "exec"), session)
     printed = capsys.readouterr().out
+    assert "CNNConfig(width=0.375, image_size=28, dropout=0.0, variant='text', " in printed
+    assert "('epochs', 1, 1)\nthe report's measure, best test_acc over epochs" in printed
     assert "could not be read: no such file" in printed
     assert "unknown key 'depth'" in printed and "does not exist" in printed
+    assert "width must be a number in [0.05, 4], got -1\n" in printed
     assert (example_folder / "layers.png").is_file() and (example_folder / "halfway.png").is_file()
     assert (example_folder / "fashion.onnx").is_file() and (example_folder / "fashion.pt").is_file()
     assert os.listdir(example_folder / "faces-again" / "images")

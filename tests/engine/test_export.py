@@ -9,6 +9,7 @@ it they fail with the message that says so.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -234,6 +235,32 @@ def test_export_refuses_unknown_formats_and_wrong_suffixes(cnn, tmp_path):
             export_classifier(model, path=tmp_path / name, format=format, **settings)
         assert str(refused.value) == message.format(tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_an_existing_file_before_any_work_unless_forced(cnn, vae, tmp_path):
+    mine = tmp_path / "fashion.pt"
+    mine.write_text("my own file")
+    with pytest.raises(UserError) as refused:
+        cnn.export(mine, "torchscript")
+    assert str(refused.value) == f"{mine} already exists; add force to overwrite it, or choose another path"
+    assert mine.read_text() == "my own file"
+
+    assert cnn.export(mine, "torchscript", force=True) == mine
+    assert torch.jit.load(str(mine))(torch.zeros(1, 1, 28, 28)).shape == (1, 10)
+
+
+def test_a_vae_export_refuses_when_either_of_its_files_exists(vae, tmp_path):
+    (tmp_path / "face.decoder.onnx").write_text("my own file")
+    with pytest.raises(UserError, match="face.decoder.onnx already exists; add force"):
+        vae.export(tmp_path / "face.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.decoder.onnx"]
+
+
+def test_an_onnx_export_logs_nothing_of_the_exporters_own(cnn, tmp_path, caplog):
+    caplog.set_level(logging.INFO)  # as a script's logging.basicConfig(level=logging.INFO)
+    cnn.export(tmp_path / "m.onnx")
+    assert [r.name for r in caplog.records if r.name.startswith(engine_export.EXPORTER_LOGGERS)] == []
+    assert [logging.getLogger(name).level for name in engine_export.EXPORTER_LOGGERS] == [0, 0, 0]
 
 
 def test_onnx_export_without_the_extra_says_how_to_install_it(cnn, tmp_path, monkeypatch):
