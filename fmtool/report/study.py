@@ -49,11 +49,12 @@ def build_study(cnn_path: Path, vae_path: Path, out: Path, fmt: str, seed: int,
     planned = [out / name for name in output_names(fmt).values()]
     check_outputs(planned, out, force)
     # The data each half reads, and a pairs file, fail now if they cannot be used, not after
-    # the CNN's half (a minute on a CPU); the files are listed here, read later.
-    fashion_folder(data_dir)
+    # the CNN's half (a minute on a CPU); the files are listed here, read later. Local files
+    # first: Fashion-MNIST may be downloaded.
     faces_root, _ = face_files(faces_dir, feedback, option="faces_dir")
     if pairs is not None:
         read_pairs(pairs, faces_root)
+    fashion_folder(data_dir)
     cnn, cnn_config, cnn_meta = load_classifier(cnn_path, device)
     vae, vae_config, vae_meta = load_vae(vae_path, device)
     study = Study(out, fmt, seed, device, feedback)
