@@ -314,16 +314,24 @@ class HeldOutFaces:
         return len(set(self.persons))
 
 
-def held_out_faces(data_dir: Path | None, image_size: int, val_fraction: float,
-                   feedback: Feedback = SILENT, crop: Sequence[int] = CROP,
-                   option: str = "data_dir") -> HeldOutFaces:
-    """The held-out faces of the folder (`resolve_faces_dir`; `option` names the parameter in
-    its messages), decoded through the cache without the training faces."""
+def face_files(data_dir: Path | None, feedback: Feedback = SILENT,
+               option: str = "data_dir") -> tuple[Path, list[Path]]:
+    """The faces folder (`resolve_faces_dir`; `option` names the parameter in its messages) and
+    its images, listed, not read; a folder without any is a UserError."""
     root = resolve_faces_dir(data_dir, feedback, option=option)
     files = list_images(root)
     if not files:
         raise UserError("no face images found in {}; give a folder of faces with {}", root,
                         Option(option))
+    return root, files
+
+
+def held_out_faces(data_dir: Path | None, image_size: int, val_fraction: float,
+                   feedback: Feedback = SILENT, crop: Sequence[int] = CROP,
+                   option: str = "data_dir") -> HeldOutFaces:
+    """The held-out faces of `face_files`' folder, decoded through the cache without the
+    training faces."""
+    root, files = face_files(data_dir, feedback, option)
     persons = [person_of(f, root) for f in files]
     _, val_index = split_by_person(persons, val_fraction)
     images, ok, failed = cached_faces(root, [files[i] for i in val_index], image_size, feedback,

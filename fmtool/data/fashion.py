@@ -95,8 +95,9 @@ def held_out_size(val_size: int, train_count: int) -> int:
     return size
 
 
-def load_from_dir(folder: Path) -> FashionMNIST:
-    """Loads the four IDX files from `folder`, checking that images and labels agree."""
+def _files_in(folder: Path) -> dict[str, Path]:
+    """The four IDX files in `folder` (each .gz or plain), without reading them; a UserError
+    naming what is missing otherwise."""
     if not folder.is_dir():
         raise UserError(f"Fashion-MNIST folder {folder} {folder_problem(folder)}")
     found = {key: _find_file(folder, stem) for key, stem in FILES.items()}
@@ -104,7 +105,12 @@ def load_from_dir(folder: Path) -> FashionMNIST:
     if missing:
         raise UserError(f"{folder} lacks {', '.join(missing)} (.gz or plain); "
                         "give a folder with all four Fashion-MNIST IDX files")
-    tensors = {key: read_idx(path) for key, path in found.items()}  # type: ignore[arg-type]
+    return found  # type: ignore[return-value]
+
+
+def load_from_dir(folder: Path) -> FashionMNIST:
+    """Loads the four IDX files from `folder`, checking that images and labels agree."""
+    tensors = {key: read_idx(path) for key, path in _files_in(folder).items()}
     for split in ("train", "test"):
         images, labels = tensors[f"{split}_images"], tensors[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -143,13 +149,20 @@ def download(root: Path) -> Path:
     return raw
 
 
-def load_fashion_mnist(data_dir: Path | None = None) -> FashionMNIST:
-    """`--data-dir`, else $FMTOOL_FASHION_DIR, else the cached download (fetched on first use)."""
+def fashion_folder(data_dir: Path | None = None) -> Path:
+    """`--data-dir`, else $FMTOOL_FASHION_DIR, else the cached download (fetched on first use),
+    once it is known to hold the four IDX files; nothing is read, so a command that needs the
+    data late (`fmtool report`) can refuse a wrong folder before its first long step."""
     if data_dir is None and os.environ.get(ENV_DIR):
         data_dir = Path(os.environ[ENV_DIR]).expanduser()
-    if data_dir is not None:
-        return load_from_dir(data_dir)
-    return load_from_dir(download(datasets_dir()))
+    folder = download(datasets_dir()) if data_dir is None else data_dir
+    _files_in(folder)
+    return folder
+
+
+def load_fashion_mnist(data_dir: Path | None = None) -> FashionMNIST:
+    """The data set in `fashion_folder(data_dir)`."""
+    return load_from_dir(fashion_folder(data_dir))
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:

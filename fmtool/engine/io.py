@@ -10,7 +10,7 @@ Commands that write several files (reconstruct, fuse, eval, project) also wrap t
 `all_or_nothing`: the files are kept back as synced temporary files until the block ends, then
 renamed in one go, so a failure part-way (a full disk, a read-only folder, Ctrl-C) leaves no new
 output at all, and `check_outputs` refuses, before any work, outputs that exist or cannot be
-written.
+written (in a folder where no file can be made, say).
 """
 
 from __future__ import annotations
@@ -362,9 +362,10 @@ def check_outputs(paths: Iterable[Path], root: Path, force: bool, option: str = 
 
     `root` is the folder the outputs go into (the user's `--out`, or a folder beside it);
     `option` is the parameter that named them, which the messages ask to change (a Python call
-    names its own, e.g. `CNN.export`'s path). Refused
-    whatever `force` says: a file where `root` or a folder below it should be, a symbolic link
-    below `root` (see `all_or_nothing`), an output that is a folder. Refused without `force`: an
+    names its own, e.g. `CNN.export`'s path). Refused whatever `force` says: a file where `root`
+    or a folder below it should be, a folder in which no file can be made (`root`, or the folder
+    it would be made in), a symbolic link below `root` (see `all_or_nothing`), an output that is
+    a folder. Refused without `force`: an
     output that exists (a link counts, even a dangling one).
     """
     paths = list(paths)
@@ -373,6 +374,10 @@ def check_outputs(paths: Iterable[Path], root: Path, force: bool, option: str = 
         probe = probe.parent
     if not probe.is_dir():
         raise UserError("{} is not a folder; choose another {}", probe, Option(option))
+    try:
+        _probe_write(probe)
+    except OSError as exc:
+        raise write_failure(probe, exc, "into", "choose another {}", Option(option)) from exc
     existing: list[Path] = []
     for path in paths:
         _refuse_links_below(root, path, option)
@@ -392,6 +397,15 @@ def check_outputs(paths: Iterable[Path], root: Path, force: bool, option: str = 
         raise UserError("{} output files already exist in {} (first: {}); add {} to overwrite "
                         "them, or choose another {}", len(existing), root, existing[0],
                         Option("force"), Option(option))
+
+
+def _probe_write(folder: Path) -> None:
+    """Makes and removes an empty file in `folder`: the one sure test that files can be made
+    there (permission bits, a read-only mount, ACLs and root's rights all count). It is named as
+    a temporary file, so a kill in between leaves nothing `remove_leftovers` keeps."""
+    path = folder / f"{STAGING_PREFIX}{os.getpid()}-probe{os.urandom(4).hex()}.tmp"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    os.unlink(path)
 
 
 def write_text(path: Path, text: str, what: str = "", advice: str = DEFAULT_ADVICE,

@@ -2,7 +2,8 @@
 
 A run lives in `runs/<kind>/<name>/` (see `paths.runs_dir`) and holds run.json (the recipe and
 options it started with), metrics.jsonl (one line per finished epoch), last.pt (resumable) and
-best.pt (the selected epoch). The lock is an OS file lock, so it vanishes with a killed process.
+best.pt (the selected epoch). While a run trains, its folder itself is locked (an OS lock on the
+folder, not a file in it), so the lock leaves nothing behind and vanishes with a killed process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "run.json"
+OLD_LOCK_FILE = ".lock"  # the lock file of fmtool 0.2 and earlier (see run_lock)
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_RUN_NAME = 255  # bytes in a file name on every common file system
 
@@ -161,12 +163,15 @@ def training_run_dir(kind: str, name: str | None, resume: bool) -> Path:
 def run_lock(folder: Path, new: bool = False) -> Iterator[None]:
     """One training process per run folder: a second one refuses instead of interleaving.
 
-    With `new` (a run that starts rather than resumes) the name is checked again once the lock
-    is held: a run of the same name that finished between `training_run_dir`'s check and now
-    is refused, never replaced (the lock is held from this check to the end of training)."""
+    The lock is the folder's own (flock on its descriptor), so no file is left in the run when
+    training ends, and one that a killed process held is free again at once. A `.lock` file that
+    fmtool 0.2 and earlier left in the folder is removed. With `new` (a run that starts rather
+    than resumes) the name is checked again once the lock is held: a run of the same name that
+    finished between `training_run_dir`'s check and now is refused, never replaced (the lock is
+    held from this check to the end of training)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise UserError(f"cannot write to the run folder {folder}: {exc.strerror or exc}; "
                         "choose a writable FMTOOL_HOME") from exc
@@ -180,8 +185,8 @@ def run_lock(folder: Path, new: bool = False) -> Iterator[None]:
             raise UserError("run {} already exists (another process made it just now); add {} "
                             "to continue it, or choose another {}", folder.name, Option("resume"),
                             Option("name"))
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):
+            (folder / OLD_LOCK_FILE).unlink(missing_ok=True)
         yield
     finally:
         os.close(fd)

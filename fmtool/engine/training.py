@@ -16,12 +16,12 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from fmtool.engine import distributed, runs
+from fmtool.engine import distributed, runs, schedules
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.recipe import Recipe
 from fmtool.engine.run_options import RunOptions
 from fmtool.engine.trainer import Task
-from fmtool.errors import UserError
+from fmtool.errors import Option, UserError
 
 # What the report's recipes would cost on two CPU cores, for the line that says which recipe a
 # plain `fmtool train` chose: the full-width CNN trains at 30-75 images/s there (15-30 min an
@@ -40,6 +40,12 @@ class RunPlan:
     recipe: Recipe
     options: RunOptions
     resume: bool
+    finished_epochs: int = 0  # epochs a resumed run had finished (its last.pt's)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Whether a resumed run already finished every epoch of its recipe."""
+        return self.resume and self.finished_epochs >= self.recipe.epochs
 
 
 def default_recipe_name(kind: str, device_name: str, feedback: Feedback = SILENT) -> str:
@@ -61,13 +67,15 @@ def plan_run(kind: str, recipes: Mapping[str, Recipe], recipe_name: str | None, 
     """The run folder, recipe and options of a training run.
 
     A new run takes the named recipe (by default the one that fits the machine) with the
-    overrides; a resumed run takes its own recipe and options back from its run.json (only
-    `epochs` may extend it)."""
+    overrides; a resumed run takes its own recipe and options back from its run.json. A value
+    given with `resume` that differs from the run's is refused (`refuse_changes`) rather than
+    dropped; only `epochs` may change, to extend a run on a per-epoch schedule."""
     from fmtool.engine.graphs import refuse_with_compile
 
     # Before any other work: choices that cannot be honoured together are one line.
     refuse_with_compile(options.cuda_graph, options.compile)
     options.check()
+    named = recipe_name is not None
     if recipe_name is None:
         recipe_name = "paper" if resume else default_recipe_name(kind, device_name, feedback)
     if recipe_name not in recipes:
@@ -87,10 +95,72 @@ def plan_run(kind: str, recipes: Mapping[str, Recipe], recipe_name: str | None, 
     # Runs from before the recipe split kept latent_dim and val_fraction among the options.
     saved = {**info["options"], **info["recipe"]}
     where = f"{folder / runs.RUN_FILE} is damaged: "
-    recipe = type(recipes[recipe_name]).from_dict(saved, where).with_overrides(
-        epochs=overrides.get("epochs"))
-    return RunPlan(kind, folder, recipe.check(), type(options).from_dict(info["options"], where),
-                   resume)
+    stored = type(recipes[recipe_name]).from_dict(saved, where)
+    stored_options = type(options).from_dict(info["options"], where)
+    refuse_changes(folder.name, stored, stored_options, recipe_name if named else None,
+                   overrides, options)
+    finished = _finished_epochs(folder, kind)
+    recipe = stored.with_overrides(epochs=overrides.get("epochs")).check()
+    check_epochs(folder.name, stored, recipe.epochs, finished)
+    return RunPlan(kind, folder, recipe, stored_options, resume, finished)
+
+
+def refuse_changes(run: str, recipe: Recipe, options: RunOptions, recipe_name: str | None,
+                   overrides: Mapping[str, Any], given: RunOptions) -> None:
+    """A UserError naming every value given to resume run `run` that differs from the run's own
+    (its `recipe` and `options`, from run.json): the run continues as it started, so such a
+    value would otherwise be dropped without a word. Values equal to the run's are harmless, an
+    option left at its default is not given, and `epochs` is `check_epochs`' to judge."""
+    changed: list[tuple[str, Any]] = []
+    if recipe_name is not None and recipe_name != recipe.name:
+        changed.append(("recipe", recipe.name))
+    for key, value in overrides.items():
+        if value is None or key == "epochs":
+            continue
+        if getattr(recipe.with_overrides(**{key: value}), key) != getattr(recipe, key):
+            changed.append((key, getattr(recipe, key)))
+    default = type(given)()
+    for key, value in given.to_dict().items():
+        if value != getattr(default, key) and value != getattr(options, key):
+            changed.append((key, getattr(options, key)))
+    if not changed:
+        return
+    listed = " and ".join(filter(None, [", ".join(["{}"] * (len(changed) - 1)), "{}"]))
+    theirs = ", ".join(f"{key} {_shown(value)}" for key, value in changed)
+    raise UserError("{} continues run {} with the recipe and options it started with ({}); "
+                    f"drop {listed}, or start a new run under another {{}}", Option("resume"),
+                    run, theirs, *[Option(key) for key, _ in changed], Option("name"))
+
+
+def check_epochs(run: str, recipe: Recipe, epochs: int, finished: int) -> None:
+    """Refuses an `epochs` for resuming run `run` that its schedule or progress cannot take: a
+    per-batch schedule (onecycle, cosine) is planned for the run's epoch count, and a run cannot
+    end before the epochs it has finished."""
+    if epochs != recipe.epochs and schedules.steps_per_batch(recipe):
+        raise UserError("run {} uses the {} schedule, which is planned for its {}; {} cannot "
+                        "change on resume", run, recipe.schedule, _epochs(recipe.epochs),
+                        Option("epochs"))
+    if epochs < finished:
+        raise UserError("run {} has finished {} epochs already; {} {} would end it before "
+                        "that; give {} or more", run, finished, Option("epochs"), epochs,
+                        finished)
+
+
+def _epochs(count: int) -> str:
+    return f"{count} epoch" if count == 1 else f"{count} epochs"
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _finished_epochs(folder: Path, kind: str) -> int:
+    """The epochs a run's last.pt records as finished; 0 where its metadata does not say (the
+    resume itself then reads the training state and says what is wrong with it)."""
+    from fmtool.engine.checkpoint import load_checkpoint
+
+    epoch = load_checkpoint(folder / runs.LAST_CHECKPOINT, expect_kind=kind).meta.get("epoch")
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > 0 else 0
 
 
 def run_training(plan: RunPlan, device_name: str, build_task: Callable[[torch.device], Task],
@@ -105,9 +175,17 @@ def run_training(plan: RunPlan, device_name: str, build_task: Callable[[torch.de
     from fmtool.engine.trainer import Trainer, TrainingInterrupted
 
     recipe, options = plan.recipe, plan.options
-    device = start_device(device_name)
     if not distributed.is_main():
         feedback = SILENT
+    if plan.nothing_to_do:  # said before any data is read; the run's files stay as they are
+        distributed.shutdown()
+        feedback.note(f"run {plan.folder.name} already finished its {_epochs(recipe.epochs)}; "
+                      f"nothing to resume, its checkpoints are unchanged"
+                      + ("" if schedules.steps_per_batch(recipe) else
+                         " (--epochs N trains it on to N epochs)")
+                      + f"; run folder {plan.folder}")
+        return runs.read_metrics(plan.folder)
+    device = start_device(device_name)
     world = distributed.world_size()
     feedback.note(f"fmtool train {plan.kind}: run {plan.folder.name} on {describe(device)}"
                   + (f" x {world} processes (global batch {recipe.batch_size * world})"
@@ -145,7 +223,7 @@ def run_training(plan: RunPlan, device_name: str, build_task: Callable[[torch.de
     # before they read the run folder.
     distributed.barrier()
     distributed.shutdown()
-    feedback.note(f"done: {len(history)} epochs; run folder {plan.folder}")
+    feedback.note(f"done: {_epochs(len(history))}; run folder {plan.folder}")
     for line in selection_summary(history, task.best_metric, task.best_mode).splitlines():
         feedback.note(line)  # a note is one line: the terminal's note escapes a newline
     return history

@@ -22,7 +22,8 @@ import torch
 
 from fmtool.cnn.inference import load_classifier
 from fmtool.cnn.recipes import PAPER as TABLE1
-from fmtool.data.faces import resolve_faces_dir
+from fmtool.data.faces import face_files
+from fmtool.data.fashion import fashion_folder
 from fmtool.engine.feedback import SILENT, Feedback
 from fmtool.engine.io import all_or_nothing, check_outputs
 from fmtool.errors import Option
@@ -47,8 +48,13 @@ def build_study(cnn_path: Path, vae_path: Path, out: Path, fmt: str, seed: int,
     start = time.perf_counter()
     planned = [out / name for name in output_names(fmt).values()]
     check_outputs(planned, out, force)
-    if pairs is not None:  # a pairs file that cannot be used fails now, not after the CNN's half
-        read_pairs(pairs, resolve_faces_dir(faces_dir, feedback, option="faces_dir"))
+    # The data each half reads, and a pairs file, fail now if they cannot be used, not after
+    # the CNN's half (a minute on a CPU); the files are listed here, read later. Local files
+    # first: Fashion-MNIST may be downloaded.
+    faces_root, _ = face_files(faces_dir, feedback, option="faces_dir")
+    if pairs is not None:
+        read_pairs(pairs, faces_root)
+    fashion_folder(data_dir)
     cnn, cnn_config, cnn_meta = load_classifier(cnn_path, device)
     vae, vae_config, vae_meta = load_vae(vae_path, device)
     study = Study(out, fmt, seed, device, feedback)

@@ -54,6 +54,7 @@ def test_train_vae_end_to_end_then_resume_then_use_the_latest_run(tmp_path: Path
                  "--name", "tiny", *TINY)
     assert result.exit_code == 0, result.output
     run_dir = runs_dir("vae") / "tiny"
+    assert f"done: 1 epoch; run folder {run_dir}" in result.stderr.splitlines()
     (record,) = read_metrics(run_dir)
     for key in ("train_loss", "train_bce", "train_kl", "val_loss", "val_bce", "val_kl",
                 "val_psnr", "val_ssim"):
@@ -70,6 +71,12 @@ def test_train_vae_end_to_end_then_resume_then_use_the_latest_run(tmp_path: Path
     again = run("train", "vae", "--name", "tiny", "--resume", "--epochs", "2", "--device", "cpu")
     assert again.exit_code == 0, again.output
     assert [r["epoch"] for r in read_metrics(run_dir)] == [1, 2]
+    changed = run("train", "vae", "--name", "tiny", "--resume", "--epochs", "3", "--kl-weight",
+                  "0.5", "--val-limit", "3")
+    assert changed.exit_code == 2 and changed.stderr.splitlines()[-1] == (
+        "error: --resume continues run tiny with the recipe and options it started with "
+        "(kl_weight 1, val_limit none); drop --kl-weight and --val-limit, or start a new run "
+        "under another --name")
 
     out = tmp_path / "recon"
     used = run("reconstruct", tmp_path / "faces", "-r", "--out", out, "--json", "--device", "cpu")

@@ -114,6 +114,42 @@ def test_a_file_or_folder_in_the_way_is_one_line_before_any_work(
     no_temporary_files(ctx["tmp"])
 
 
+def unwritable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """No file can be made in `folder`, as in a folder of someone else's (as root, permission
+    bits do not stop a write, so the system call is made to fail as it would)."""
+    real_open = os.open
+
+    def refusing_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if flags & os.O_CREAT and Path(path).parent == folder:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("given", ["in it", "in a new folder in it"])
+def test_a_folder_that_cannot_be_written_is_one_line_before_any_work(
+        command: str, given: str, ctx: dict, monkeypatch: pytest.MonkeyPatch):
+    """`--out ro` (a folder the user cannot write) or `--out ro/new/...`: refused before the command
+    evaluates, reconstructs or fuses anything, not when its first file is written."""
+    locked = ctx["tmp"] / "ro"
+    locked.mkdir()
+    name = "result" if OUT_IS_FOLDER[command] else "result.png"
+    if given == "in it":
+        out = locked if OUT_IS_FOLDER[command] else locked / name
+    else:
+        out = locked / "new" / name
+    unwritable(monkeypatch, locked)
+    work = count_work(monkeypatch)
+    result = runner.invoke(app, COMMANDS[command](ctx, out))
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result) == (f"error: could not write into {locked}: Permission denied; "
+                                      "choose another --out")
+    assert not work, "the command did its work before refusing"
+    assert list(locked.iterdir()) == []
+
+
 class Faults:
     """Makes the k-th output file fail: no space while writing it, a read-only file system when
     creating it, or an I/O error when renaming (or, without --force, linking) it into place."""

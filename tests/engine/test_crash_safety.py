@@ -61,8 +61,14 @@ class Training:
         return self.log.read_text()
 
     def holds_lock(self) -> bool:
-        lock = self.run / ".lock"
-        return lock.is_file() and lock.read_text() == str(self.process.pid)
+        """Whether this process holds the run folder's lock, as the kernel lists it (taking the
+        lock to test it could make the process's own attempt fail)."""
+        if not self.run.is_dir():
+            return False
+        inode = self.run.stat().st_ino
+        return any(fields[1] == "FLOCK" and fields[4] == str(self.process.pid)
+                   and fields[5].endswith(f":{inode}")
+                   for fields in map(str.split, Path("/proc/locks").read_text().splitlines()))
 
     def wait_until(self, condition, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -1,6 +1,7 @@
 """Hostile training state: a run whose weights turn NaN (best.pt keeps a finite model and the
 run cannot be resumed), and damaged run.json, last.pt training state and metrics.jsonl on
---resume and eval.
+--resume and eval; values given with --resume that would change the run, and a resume of a
+run that has nothing left to do.
 
 Refusals are checked by `final_error` (tests/helpers/refusals.py).
 """
@@ -16,11 +17,14 @@ import pytest
 import torch
 from torch import nn
 
+from fmtool import CNN
 from fmtool.cli.app import app
 from fmtool.cnn.recipes import PAPER as CNN_PAPER
+from fmtool.cnn.recipes import STRONG as CNN_STRONG
 from fmtool.engine.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fmtool.engine.runs import read_metrics
 from fmtool.engine.trainer import Trainer
+from fmtool.engine.training import check_epochs
 from fmtool.errors import UserError
 from tests.helpers.refusals import final_error, runner
 
@@ -227,3 +231,57 @@ def test_eval_refuses_a_damaged_metrics_file_in_one_line(case: str, cnn_run: dic
     assert f"{run / 'metrics.jsonl'}" in line and "line 2" in line, (case, line)
 
 
+
+
+# -- what --resume is given ---------------------------------------------------------------------
+
+def _files(run: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(run.iterdir())}
+
+
+def test_resume_refuses_values_that_would_change_the_run_before_reading_any_data(
+        cnn_run: dict, tmp_path: Path):
+    env, run = _copy_run(cnn_run, tmp_path)
+    before = _files(run)
+    result = runner.invoke(app, ["train", "cnn", "--name", "r", "--resume", "--epochs", "2",
+                                 "--lr", "0.01", "--limit", "50", "--precision", "bf16",
+                                 "--data-dir", str(tmp_path / "not-read")], env=env)
+    assert final_error(result) == (
+        "error: --resume continues run r with the recipe and options it started with "
+        "(lr 0.0005, limit none, precision fp32); drop --lr, --limit and --precision, or start "
+        "a new run under another --name")
+    assert _files(run) == before
+
+
+def test_the_python_api_refuses_them_alike(cnn_run: dict, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch):
+    env, run = _copy_run(cnn_run, tmp_path)
+    monkeypatch.setenv("FMTOOL_HOME", env["FMTOOL_HOME"])
+    with pytest.raises(UserError, match=r"^resume continues run r .* \(recipe paper\); drop "
+                                        r"recipe, or start a new run under another name$"):
+        CNN.train("strong", name="r", resume=True, data_dir=tmp_path / "not-read")
+
+
+def test_resuming_a_finished_run_says_so_and_leaves_it_as_it_was(cnn_run: dict, tmp_path: Path):
+    """Values equal to the run's own are harmless; a run that finished its epochs has nothing to
+    resume, which is no error (a script may resume until the run is done)."""
+    env, run = _copy_run(cnn_run, tmp_path)
+    before = _files(run)
+    result = runner.invoke(app, ["train", "cnn", "--name", "r", "--resume", "--recipe", "paper",
+                                 "--lr", "5e-4", "--precision", "fp32", "--device", "cpu",
+                                 "--data-dir", str(tmp_path / "not-read")], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"run r already finished its 1 epoch; nothing to resume, its checkpoints are unchanged "
+        f"(--epochs N trains it on to N epochs); run folder {run}"]
+    assert _files(run) == before
+
+
+def test_epochs_on_resume_may_extend_a_per_epoch_schedule_only():
+    check_epochs("r", CNN_PAPER, 150, 100)  # StepLR: more epochs continue the same steps
+    with pytest.raises(UserError, match=r"^run r uses the onecycle schedule, which is planned "
+                                        r"for its 60 epochs; epochs cannot change on resume$"):
+        check_epochs("r", CNN_STRONG, 80, 10)
+    with pytest.raises(UserError, match=r"^run r has finished 100 epochs already; epochs 50 "
+                                        r"would end it before that; give 100 or more$"):
+        check_epochs("r", CNN_PAPER, 50, 100)

@@ -1,5 +1,7 @@
 """The shared training loop: learning, metrics, best/last checkpoints, Ctrl-C and exact resume."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,8 @@ def test_learns_and_records_each_epoch_once(tiny_fashion: Path, tmp_path: Path):
     best = load_checkpoint(run / "best.pt", expect_kind="cnn")
     assert best.meta["metrics"]["test_acc"] == max(r["test_acc"] for r in history)
     assert best.meta["recipe"]["batch_size"] == 16 and best.meta["config"]["class_names"][0] == "T-shirt/top"
-    assert (run / "run.json").is_file()
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl",
+                                                     "run.json"]  # no lock file left behind
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tiny_fashion: Path, tmp_path: Path):
@@ -66,3 +69,32 @@ def test_a_second_process_on_the_same_run_is_refused(tmp_path: Path):
         with pytest.raises(UserError, match="another process"):
             with run_lock(tmp_path / "run"):
                 pass
+
+
+def test_the_lock_of_a_killed_training_is_free_at_once(tmp_path: Path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from fmtool.engine.runs import run_lock\n"
+         f"with run_lock(Path({str(folder)!r})):\n print('held', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(UserError, match="another process"):
+            with run_lock(folder):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with run_lock(folder):  # no stale lock to clear by hand
+        pass
+    assert list(folder.iterdir()) == []
+
+
+def test_the_lock_file_an_older_fmtool_left_in_a_run_is_removed(tmp_path: Path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".lock").write_text("4242")  # fmtool 0.2 locked this file and left it behind
+    with run_lock(folder):
+        pass
+    assert list(folder.iterdir()) == []

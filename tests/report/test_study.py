@@ -4,7 +4,9 @@ numbers equal to those the other commands print, determinism, --force, errors, `
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -18,6 +20,7 @@ from fmtool.api import VAE
 from fmtool.cli.app import app
 from fmtool.data.faces import HeldOutFaces, load_face_splits
 from fmtool.engine.checkpoint import load_checkpoint, save_checkpoint
+from fmtool.errors import UserError
 from fmtool.models.cnn import FashionCNN
 from fmtool.models.vae import FaceVAE
 from fmtool.report.architecture import trace
@@ -253,14 +256,55 @@ def test_broken_and_mismatched_checkpoints_fail_as_in_the_other_commands(world: 
     assert not (tmp_path / "out").exists()
 
 
-def test_a_failure_part_way_leaves_no_file(world: dict, tmp_path: Path):
-    """The CNN's half is done when the faces folder turns out missing: none of it appears."""
-    result = run("report", "--cnn", world["cnn"], "--vae", world["vae"], "--data-dir",
-                 world["data"], "--faces-dir", tmp_path / "no-faces", "--out", tmp_path / "study",
-                 "--device", "cpu")
+def test_a_failure_part_way_leaves_no_file(world: dict, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch):
+    """The CNN's half is done when the VAE's fails: none of it appears."""
+    import fmtool.report.study
+
+    def fails(*args: object) -> None:
+        raise UserError("the VAE's half failed")
+
+    monkeypatch.setattr(fmtool.report.study, "reconstructions", fails)
+    result = run(*report_args(world, tmp_path / "study"))
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == f"error: faces folder {tmp_path / 'no-faces'} does not exist"
+    assert result.stderr.splitlines()[-1] == "error: the VAE's half failed"
     assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize("case", ["no faces folder", "an empty faces folder",
+                                  "no Fashion-MNIST files", "an unwritable --out"])
+def test_unusable_data_or_out_is_refused_before_the_first_stage(
+        case: str, world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import fmtool.report.study
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args, expected = {
+        "no faces folder": (["--faces-dir", tmp_path / "none"],
+                            f"error: faces folder {tmp_path / 'none'} does not exist"),
+        "an empty faces folder": (["--faces-dir", empty], f"error: no face images found in "
+                                                          f"{empty}; give a folder of faces with "
+                                                          "--faces-dir"),
+        "no Fashion-MNIST files": (["--data-dir", empty], f"error: {empty} lacks "),
+        "an unwritable --out": ([], f"error: could not write into {tmp_path}: Permission "
+                                    "denied; choose another --out"),
+    }[case]
+    if case == "an unwritable --out":
+        real_open = os.open  # as root no permission bit stops a write: the call fails instead
+        monkeypatch.setattr(os, "open", lambda path, flags, *a, **k: (
+            _refuse(path) if flags & os.O_CREAT and Path(path).parent == tmp_path
+            else real_open(path, flags, *a, **k)))
+    started: list[str] = []
+    monkeypatch.setattr(fmtool.report.study, "cnn_figures",
+                        lambda *a: started.append("cnn") or pytest.fail("a stage started"))
+    result = run(*report_args(world, tmp_path / "study", *args))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].startswith(expected), result.stderr
+    assert not started and not (tmp_path / "study").exists()
+
+
+def _refuse(path: object) -> int:
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 def test_without_the_gender_lists_figure_11_is_left_out_and_says_why(world: dict,
