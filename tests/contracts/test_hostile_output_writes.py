@@ -145,7 +145,7 @@ def test_a_folder_that_cannot_be_written_is_one_line_before_any_work(
     result = runner.invoke(app, COMMANDS[command](ctx, out))
     assert result.exit_code == 2, result.output
     assert one_error_line(result) == (f"error: could not write into {locked}: Permission denied; "
-                                      "choose another --out")
+                                      "choose another --out in a folder you can write to")
     assert not work, "the command did its work before refusing"
     assert list(locked.iterdir()) == []
 

@@ -94,7 +94,7 @@ def world(tmp_path_factory) -> dict:
     """A tiny trained CNN, a VAE checkpoint, images and faces: enough to run every example."""
     root = tmp_path_factory.mktemp("json")
     env = {"FMTOOL_HOME": str(root / "home")}
-    data = synthetic_fashion(root / "fashion", train=120, test=40)
+    data = synthetic_fashion(root / "fashion", train=120, test=100)  # every class 4+ for 5-NN
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models on shared cores: no OpenMP spin-waiting
     result = runner.invoke(app, ["train", "cnn", "--data-dir", str(data), "--epochs", "1",
@@ -120,7 +120,7 @@ RUNS: dict[str, Callable[[dict], list[str]]] = {
     "fmtool classify boot.jpg broken.png --json": lambda w: [
         "classify", str(w["root"] / "boot.png"), str(w["root"] / "broken.png")],
     "fmtool project --method pca --json": lambda w: [
-        "project", "--method", "pca", "--per-class", "2", "--data-dir", w["data"], "--device", "cpu"],
+        "project", "--method", "pca", "--per-class", "4", "--data-dir", w["data"], "--device", "cpu"],
     "fmtool project --list-layers --json": lambda w: ["project", "--list-layers"],
     "fmtool reconstruct faces/ --json": lambda w: [
         "reconstruct", str(w["root"] / "faces"), "-r", "--checkpoint", w["vae"],
