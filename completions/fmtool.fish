@@ -163,7 +163,7 @@ complete -c fmtool -n '__fmtool_is train cnn' -l name -x -d 'Run name (folder); 
 complete -c fmtool -n '__fmtool_is train cnn' -l resume -d 'Continue the named (or latest) run where it stopped.'
 complete -c fmtool -n '__fmtool_is train cnn' -l no-resume -d 'Continue the named (or latest) run where it stopped.'
 complete -c fmtool -n '__fmtool_is train cnn' -l help -s h -d 'Show this message and exit.'
-complete -c fmtool -n '__fmtool_is train vae' -l recipe -x -d 'paper (the report\'s Table 3, 224 px) or cpu (64 px, BCE + 0.1 KL, about 90 minutes on a 2-core CPU); default: paper on a CUDA GPU, cpu elsewhere.'
+complete -c fmtool -n '__fmtool_is train vae' -l recipe -x -d 'paper (the report\'s Table 3, 224 px) or cpu (64 px, BCE + 0.1 KL, about 90 minutes on one core of a 2-core CPU); default: paper on a CUDA GPU, cpu elsewhere.'
 complete -c fmtool -n '__fmtool_is train vae' -l epochs -x -d 'Epochs (paper: 1000; cpu: 75; 1<=x<=1000000).'
 complete -c fmtool -n '__fmtool_is train vae' -l batch-size -x -d 'Batch size (per process under torchrun) (paper: 64; cpu: 32; 2<=x<=1000000).'
 complete -c fmtool -n '__fmtool_is train vae' -l lr -x -d 'Learning rate; the peak for onecycle (paper: 3e-4; cpu: 1e-3; 0<x<=10).'

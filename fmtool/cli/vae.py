@@ -41,7 +41,7 @@ VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
 
 @recipe_options(recipes.VAERecipe, (recipes.PAPER, recipes.CPU))
 def train_vae(
-    recipe: Annotated[Optional[str], typer.Option(help="paper (the report's Table 3, 224 px) or cpu (64 px, BCE + 0.1 KL, about 90 minutes on a 2-core CPU); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="paper (the report's Table 3, 224 px) or cpu (64 px, BCE + 0.1 KL, about 90 minutes on one core of a 2-core CPU); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N training faces.", min=2)] = None,
     val_limit: Annotated[Optional[int], typer.Option(help="Validate each epoch on N held-out faces only.", min=1)] = None,
     device: DeviceOpt = "auto",

@@ -144,7 +144,8 @@ BUNDLED = replace(
     photo_strength=0.5,
     description="the model shipped inside fmtool: 3/8 width for 20 epochs at 28x28 with one-cycle "
                 "AdamW, flips, light crops, erasing, mild photo jitter, label smoothing and weight "
-                "EMA (about 45 minutes on a 2-core CPU in bf16, as its model card records)",
+                "EMA (about 45 minutes on one core of a 2-core CPU with native bf16, as its model "
+                "card records)",
 )
 
 RECIPES: dict[str, CNNRecipe] = {r.name: r for r in (PAPER, STRONG, CPU, BUNDLED)}

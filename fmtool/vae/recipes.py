@@ -86,8 +86,8 @@ CPU = replace(
     image_size=64,
     kl_weight=0.1,
     description="the report's VAE at 64 px for a CPU: BCE + 0.1 x KL, Adam 1e-3 on a cosine "
-                "schedule, 75 epochs, batch 32 (about 90 minutes on a 2-core CPU in bf16, as the "
-                "bundled VAE's model card records)",
+                "schedule, 75 epochs, batch 32 (about 90 minutes on one core of a 2-core CPU with "
+                "native bf16, as the bundled VAE's model card records)",
 )
 
 RECIPES: dict[str, VAERecipe] = {r.name: r for r in (PAPER, CPU)}
