@@ -27,7 +27,9 @@ LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "run.json"
-OLD_LOCK_FILE = ".lock"  # the lock file of fmtool 0.2 and earlier (see run_lock)
+# The lock file of fmtool 0.2 and earlier, and where the file system cannot lock a folder (see
+# run_lock).
+LOCK_FILE = ".lock"
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_RUN_NAME = 255  # bytes in a file name on every common file system
 
@@ -164,20 +166,25 @@ def run_lock(folder: Path, new: bool = False) -> Iterator[None]:
     """One training process per run folder: a second one refuses instead of interleaving.
 
     The lock is the folder's own (flock on its descriptor), so no file is left in the run when
-    training ends, and one that a killed process held is free again at once. A `.lock` file that
-    fmtool 0.2 and earlier left in the folder is removed. With `new` (a run that starts rather
-    than resumes) the name is checked again once the lock is held: a run of the same name that
-    finished between `training_run_dir`'s check and now is refused, never replaced (the lock is
-    held from this check to the end of training)."""
+    training ends, and one that a killed process held is free again at once. Where the file
+    system cannot lock a folder (NFS and CIFS emulate flock with byte-range locks, which need a
+    file open for writing), a `.lock` file in it is locked instead and stays, as fmtool 0.2's
+    did. A `.lock` that fmtool 0.2 left is removed once it is known that no process holds it.
+    With `new` (a run that starts rather than resumes) the name is checked again once the lock
+    is held: a run of the same name that finished between `training_run_dir`'s check and now is
+    refused, never replaced (the lock is held from this check to the end of training)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
         raise UserError(f"cannot write to the run folder {folder}: {exc.strerror or exc}; "
                         "choose a writable FMTOOL_HOME") from exc
+    held = [fd]
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # The folder's lock, else the file's; with the folder's, a `.lock` left by fmtool 0.2
+            # is checked too (a 0.2 process may still be training this run).
+            held.append(_lock_file(folder, keep=not _lock(fd)))
         except BlockingIOError as exc:
             raise UserError("run {} is being trained by another process; wait for it or choose "
                             "another {}", folder.name, Option("name")) from exc
@@ -185,11 +192,54 @@ def run_lock(folder: Path, new: bool = False) -> Iterator[None]:
             raise UserError("run {} already exists (another process made it just now); add {} "
                             "to continue it, or choose another {}", folder.name, Option("resume"),
                             Option("name"))
-        with contextlib.suppress(OSError):
-            (folder / OLD_LOCK_FILE).unlink(missing_ok=True)
         yield
     finally:
+        for descriptor in held:
+            if descriptor >= 0:
+                os.close(descriptor)
+
+
+def _lock(fd: int) -> bool:
+    """Locks the folder's descriptor; False where the file system cannot lock a folder. A lock
+    another process holds raises BlockingIOError."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise
+    except OSError:
+        return False
+    return True
+
+
+def _lock_file(folder: Path, keep: bool) -> int:
+    """Locks `folder`'s `.lock` file and returns its descriptor. With `keep` it is the run's
+    lock (made if missing, left in place); without, it is an old fmtool's leftover, removed once
+    locked (no descriptor kept: -1), and nothing to do when there is none."""
+    path = folder / LOCK_FILE
+    if not keep and not path.exists():
+        return -1
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if keep else 0), 0o644)
+    except FileNotFoundError:
+        return -1
+    except OSError as exc:
+        raise UserError(f"cannot lock the run folder {folder}: {exc.strerror or exc}; "
+                        "choose an FMTOOL_HOME on a local disk") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         os.close(fd)
+        raise
+    except OSError as exc:
+        os.close(fd)
+        raise UserError(f"cannot lock the run folder {folder}: {exc.strerror or exc}; "
+                        "choose an FMTOOL_HOME on a local disk") from exc
+    if keep:
+        return fd
+    with contextlib.suppress(OSError):
+        path.unlink()
+    os.close(fd)
+    return -1
 
 
 def write_run_info(folder: Path, info: dict[str, Any]) -> None:

@@ -1,5 +1,9 @@
 """The shared training loop: learning, metrics, best/last checkpoints, Ctrl-C and exact resume."""
 
+import errno
+import fcntl
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +102,51 @@ def test_the_lock_file_an_older_fmtool_left_in_a_run_is_removed(tmp_path: Path):
     with run_lock(folder):
         pass
     assert list(folder.iterdir()) == []
+
+
+def test_a_lock_file_an_older_fmtool_still_holds_keeps_the_run_refused(tmp_path: Path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    old = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(old, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fmtool 0.2 training this run
+    try:
+        with pytest.raises(UserError, match="being trained by another process"):
+            with run_lock(folder):
+                pass
+        assert (folder / ".lock").exists()
+    finally:
+        os.close(old)
+
+
+def test_where_a_folder_cannot_be_locked_a_lock_file_is(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    """NFS and CIFS emulate flock with byte-range locks, which a folder opened for reading
+    cannot take (EBADF): the run is locked through a .lock file in it instead."""
+    real_flock = fcntl.flock
+
+    def nfs_flock(fd: int, operation: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)
+    folder = tmp_path / "run"
+    with run_lock(folder):
+        assert (folder / ".lock").exists()
+        with pytest.raises(UserError, match="being trained by another process"):
+            with run_lock(folder):
+                pass
+    with run_lock(folder):  # released with its descriptor
+        pass
+
+
+def test_a_file_system_without_any_lock_is_one_line(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch):
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(UserError, match="cannot lock the run folder .*No locks available; choose "
+                                        "an FMTOOL_HOME on a local disk"):
+        with run_lock(tmp_path / "run"):
+            pass
