@@ -190,7 +190,8 @@ class CNN(TrainedModel):
         if save is not None:  # before any work
             from fmtool.cnn.projection_plots import check_format
 
-            check_outputs([check_format(save), save.with_suffix(".csv")], save.parent, force)
+            check_outputs([check_format(save), save.with_suffix(".csv")], save.parent, force,
+                          option="save")
         sample = project_test_images(self.model, self.config, layers, method, per_class, seed,
                                      self.device, None if data_dir is None else Path(data_dir),
                                      self.feedback)

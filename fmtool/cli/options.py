@@ -14,8 +14,9 @@ from fmtool.choices import Choice, Device, Precision, Switch, UnknownChoice
 from fmtool.engine.bounds import Bounds
 from fmtool.errors import Option, UserError
 
-# Recipe fields whose flag is not simply --field-name.
-FLAG_NAMES = {"tta_flip": "tta"}
+# Library parameters whose flag is not simply --parameter-name: a recipe's tta_flip is --tta,
+# `CNN.project(save=...)` is project's --out, `CNN.export(path)` is export's --out.
+FLAG_NAMES = {"tta_flip": "tta", "save": "out", "path": "out"}
 
 
 def flag(option: Option) -> str:

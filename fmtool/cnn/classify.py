@@ -76,7 +76,7 @@ def classify_pictures(model: torch.nn.Module, config: CNNConfig, device: torch.d
 
     if save_input is not None:
         check_outputs([save_input / seen_name(i, source_path(s)) for i, s in enumerate(sources, 1)],
-                      save_input, force)
+                      save_input, force, option="save_input")
     names = list(config.class_names)
     results: list[dict[str, Any]] = []
     views: list[np.ndarray] = []

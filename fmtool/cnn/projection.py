@@ -131,7 +131,7 @@ def write_csv(path: Path, projections: Sequence[Projection], indices: np.ndarray
     for item in projections:
         for index, label, (x, y) in zip(indices.tolist(), labels.tolist(), item.coords.tolist()):
             writer.writerow([item.layer, index, label, class_names[label], f"{x:.6g}", f"{y:.6g}"])
-    with atomic_write(path, "", "choose another {}", Option("out")) as sink:
+    with atomic_write(path, "", "choose another {}", Option("save")) as sink:
         sink.write(table.getvalue().encode("utf-8", "backslashreplace"))  # odd class names
     return path
 

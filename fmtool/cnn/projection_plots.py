@@ -35,7 +35,7 @@ MAX_COLUMNS = 4  # more panels than this wrap onto further rows (e.g. --layer al
 def check_format(path: Path) -> Path:
     if path.suffix.lower() not in FORMATS:
         raise UserError("{} {}: the figure's name must end in {} (the CSV is written beside it)",
-                        Option("out"), path, ", ".join(FORMATS))
+                        Option("save"), path, ", ".join(FORMATS))
     return path
 
 
@@ -106,7 +106,7 @@ def draw(projections: Sequence[Projection], labels: np.ndarray, class_names: Seq
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.tight_layout()
     return save_figure(fig, path, 150 if images is not None else 120,
-                       "choose another {}", Option("out"))
+                       "choose another {}", Option("save"))
 
 
 def default_figure(checkpoint: Path, method: str, layers: Sequence[str],
@@ -125,7 +125,7 @@ def save_projection(sample: ProjectedSample, class_names: Sequence[str], method:
     """The figure at `out` (thumbnails: the images drawn at their points) and the CSV of the
     points beside it; both appear together or not at all."""
     check_format(out)
-    with all_or_nothing(out.parent, "choose another {}", Option("out")):
+    with all_or_nothing(out.parent, "choose another {}", Option("save")):
         figure = draw(sample.layers, sample.labels, class_names, method, out,
                       sample.images if thumbnails else None)
         table = write_csv(out.with_suffix(".csv"), sample.layers, sample.indices, sample.labels,

@@ -74,7 +74,7 @@ def parse_format(format: str | ExportFormat, path: Path) -> ExportFormat:
     if path.suffix.lower() not in SUFFIXES[chosen]:
         wanted = " or ".join(SUFFIXES[chosen])
         raise UserError("{} {}: {} file's name ends in {}; rename it, or choose another {}",
-                        Option("out"), path, LABELS[chosen], wanted, Option("format"))
+                        Option("path"), path, LABELS[chosen], wanted, Option("format"))
     if chosen is ExportFormat.onnx:
         require_onnx()
     return chosen
@@ -196,8 +196,9 @@ def check_targets(paths: list[Path], force: bool) -> None:
 def write_files(contents: dict[Path, bytes], overwrite: bool = True) -> list[Path]:
     """Writes each file atomically, all of them or none; returns their paths. Without
     `overwrite`, a file that appeared since `check_targets` fails the whole write. A failed
-    write names --out: an export goes where the caller says, not under FMTOOL_HOME."""
-    with all_or_nothing(None, "choose another {}", Option("out"), overwrite=overwrite):
+    write names the export's path (--out): it goes where the caller says, not under
+    FMTOOL_HOME."""
+    with all_or_nothing(None, "choose another {}", Option("path"), overwrite=overwrite):
         for path, data in contents.items():
             with atomic_write(path, what="exported model") as sink:
                 sink.write(data)

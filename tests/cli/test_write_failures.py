@@ -47,6 +47,23 @@ def test_classify_save_input(code: int, advice: str, tmp_path: Path,
                              f"{os.strerror(code)}; {advice}\n")
 
 
+def test_a_save_input_folder_that_cannot_be_written_names_save_input(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    from fmtool.engine import io
+
+    def refused(folder: Path) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(io, "_probe_write", refused)  # the check before any work
+    checkpoint = save_cnn(tmp_path / "c.pt")
+    Image.new("L", (28, 28)).save(tmp_path / "shirt.png")
+    result = runner.invoke(app, ["classify", str(tmp_path / "shirt.png"), "--checkpoint",
+                                 str(checkpoint), "--save-input", str(tmp_path / "seen")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"error: could not write into {tmp_path}: Permission denied; "
+                             "choose another --save-input in a folder you can write to\n")
+
+
 @pytest.mark.parametrize("code, advice", [
     (errno.EACCES, "choose another --out in a folder you can write to"),
     (errno.EDQUOT, "free some space or choose another --out"),

@@ -227,8 +227,8 @@ def test_export_refuses_unknown_formats_and_wrong_suffixes(cnn, tmp_path):
     model = cnn.model
     settings = dict(class_names=cnn.class_names, image_size=32, tta_flip=False)
     cases = [("tflite", "m.tflite", "unknown export format 'tflite'; choose onnx or torchscript"),
-             ("onnx", "m.pt", "out {}: an ONNX file's name ends in .onnx; rename it, or choose another format"),
-             ("torchscript", "m.onnx", "out {}: a TorchScript file's name ends in .pt or .pth; "
+             ("onnx", "m.pt", "path {}: an ONNX file's name ends in .onnx; rename it, or choose another format"),
+             ("torchscript", "m.onnx", "path {}: a TorchScript file's name ends in .pt or .pth; "
                                        "rename it, or choose another format")]
     for format, name, message in cases:
         with pytest.raises(UserError) as refused:
