@@ -33,6 +33,7 @@ from fmtool.cli.options import (
 from fmtool.cli.recipe_options import recipe_options
 from fmtool.cnn import recipes
 from fmtool.engine.bounds import Bounds
+from fmtool.engine.run_options import CNNRunOptions
 from fmtool.engine.text import number_or_na
 
 CheckpointArg = Annotated[Optional[Path], typer.Argument(
@@ -62,8 +63,8 @@ Ctrl-C or SIGTERM stops cleanly with a resumable checkpoint (exit status 130 or 
 @recipe_options(recipes.CNNRecipe, (recipes.PAPER, recipes.CPU))
 def train_cnn(
     recipe: Annotated[Optional[str], typer.Option(help="paper, strong, cpu or bundled (see above); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N images.", min=1)] = None,
-    test_limit: Annotated[Optional[int], typer.Option(help="Evaluate each epoch on N test images only.", min=1)] = None,
+    limit: Annotated[Optional[int], number_option(CNNRunOptions.bounds("limit"), "limit", "Train on a seeded random subset of N images.")] = None,
+    test_limit: Annotated[Optional[int], number_option(CNNRunOptions.bounds("test_limit"), "test_limit", "Evaluate each epoch on N test images only.")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     compile: CompileOpt = "auto",

@@ -6,11 +6,12 @@ Like the rest of cli/, nothing heavy is imported here: `fmtool --help` and Tab s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from fmtool.choices import Choice, Device, Precision, Switch, UnknownChoice
+from fmtool.choices import Choice, Device, Precision, Switch
+from fmtool.cli.usage_errors import BadParameter
 from fmtool.engine.bounds import Bounds
 from fmtool.errors import Option, UserError
 
@@ -39,15 +40,23 @@ def number_option(bounds: Bounds, name: str, help: str, *decls: str, **settings:
     "--lr must be a number in (0, 10], got nan"."""
     shown = bounds.short()
     help = f"{help[:-2]}; {shown})." if help.endswith(").") else f"{help.rstrip('.')} ({shown})."
-    return typer.Option(*decls, help=help, parser=lambda value: bounds.parse(name, value),
-                        metavar="INTEGER" if bounds.kind is int else "FLOAT", **settings)
+    return typer.Option(*decls, help=help, metavar="INTEGER" if bounds.kind is int else "FLOAT",
+                        parser=lambda value: _refused_as_usage(bounds.parse, name, value),
+                        **settings)
 
 
 def _parse(enum: type[Choice], value: Any, name: str) -> Choice:
+    return _refused_as_usage(enum.parse, value, name)
+
+
+def _refused_as_usage(parse: Callable[..., Any], *args: Any) -> Any:
+    """`parse(*args)`, its refusal raised as click's BadParameter (the UserError its cause), so
+    that the error boundary gives it the same one line, with the pointer to the command's help,
+    as typer's own range checks (`usage_errors`)."""
     try:
-        return enum.parse(value, name)
-    except UnknownChoice as exc:  # typer would turn a ValueError into a boxed usage message
-        raise UserError(str(exc)) from None
+        return parse(*args)
+    except UserError as exc:
+        raise BadParameter(exc.render(flag)) from exc
 
 
 DeviceOpt = Annotated[Device, choice(

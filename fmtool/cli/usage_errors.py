@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from fmtool.errors import UserError
+
 try:
     from typer._click import exceptions as click  # recent typer carries its own copy of click
 except ImportError:  # typer before that depends on click itself
@@ -23,6 +25,7 @@ except ImportError:  # typer before that depends on click itself
 NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
     error for error in (getattr(click, "NoArgsIsHelpError", None),) if error is not None)
 UsageError = click.UsageError
+BadParameter = click.BadParameter
 
 # pydantic's error types for typer's ranges (min=, max=), and how each bound reads.
 _BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),
@@ -58,8 +61,12 @@ def _message(error: click.UsageError) -> str:
 
 
 def _bad_value(error: click.BadParameter, name: str) -> str:
-    """A value typer refused: a number out of range or no number, a path of the wrong kind."""
+    """A value refused: by fmtool's own parsers (`options.number_option`, `options.choice`),
+    whose message is whole; by typer, a number out of range or no number, a path of the wrong
+    kind."""
     cause = error.__cause__
+    if isinstance(cause, UserError):
+        return error.message
     problems = getattr(cause, "errors", None)  # a pydantic ValidationError
     if callable(problems) and problems():
         problem = problems()[0]

@@ -28,6 +28,7 @@ from fmtool.cli.options import (
 from fmtool.cli.recipe_options import recipe_options
 from fmtool.engine.bounds import Bounds
 from fmtool.engine.recipe import MAX_SEED
+from fmtool.engine.run_options import VAERunOptions
 from fmtool.errors import UserError
 from fmtool.vae import recipes
 
@@ -42,8 +43,8 @@ VaeCheckpointOpt = Annotated[Optional[Path], typer.Option(
 @recipe_options(recipes.VAERecipe, (recipes.PAPER, recipes.CPU))
 def train_vae(
     recipe: Annotated[Optional[str], typer.Option(help="paper (the report's Table 3, 224 px) or cpu (64 px, BCE + 0.1 KL, about 90 minutes on one core of a 2-core CPU); default: paper on a CUDA GPU, cpu elsewhere.", show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Train on a seeded random subset of N training faces.", min=2)] = None,
-    val_limit: Annotated[Optional[int], typer.Option(help="Validate each epoch on N held-out faces only.", min=1)] = None,
+    limit: Annotated[Optional[int], number_option(VAERunOptions.bounds("limit"), "limit", "Train on a seeded random subset of N training faces.")] = None,
+    val_limit: Annotated[Optional[int], number_option(VAERunOptions.bounds("val_limit"), "val_limit", "Validate each epoch on N held-out faces only.")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     compile: CompileOpt = "auto",

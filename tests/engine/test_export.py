@@ -317,12 +317,13 @@ def test_cli_exports_a_vae_checkpoint_by_its_own_kind(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "tflite"], "unknown export format 'tflite'; choose onnx or torchscript"),
+    (["--format", "tflite"],
+     "unknown export format 'tflite'; choose onnx or torchscript; see fmtool export -h"),
     (["--format", "torchscript", "--out", "model.onnx"],
      "--out model.onnx: a TorchScript file's name ends in .pt or .pth; rename it, or choose another --format"),
     (["--out", "model.pt"], "--out model.pt: an ONNX file's name ends in .onnx; rename it, or choose another --format"),
     (["--out", "x.txt"], "--out x.txt: an ONNX file's name ends in .onnx; rename it, or choose another --format"),
-    (["--model", "gan"], "unknown model 'gan'; choose cnn or vae"),
+    (["--model", "gan"], "unknown model 'gan'; choose cnn or vae; see fmtool export -h"),
     (["--out", "."], ". is a folder; fmtool would write a file there; choose another --out"),
 ])
 def test_cli_refusals_are_one_line(args, message, tmp_path, monkeypatch):
