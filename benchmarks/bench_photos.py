@@ -51,15 +51,16 @@ def score_photos(checkpoint: Path, folder: Path, invert: str = "auto",
     classes = sorted({label for _, label in labelled})
     names = [CLASSES[label] for label in classes]
     confusion = {name: dict.fromkeys([*names, "other"], 0) for name in names}
+    right = []  # the photos classified right, by their name in the folder
     for (path, label), result in zip(labelled, results):
         if "error" in result:
             raise SystemExit(f"{path}: {result['error']}")
         guess = result["predictions"][0]["label"]
         confusion[CLASSES[label]][guess if guess in names else "other"] += 1
+        if guess == CLASSES[label]:
+            right.append(str(path.relative_to(folder)))
     per_class = {name: row[name] / max(sum(row.values()), 1) for name, row in confusion.items()}
-    correct = sum(row[name] for name, row in confusion.items())
-    right = [str(path.relative_to(folder)) for (path, label), result in zip(labelled, results)
-             if result["predictions"][0]["label"] == CLASSES[label]]
+    correct = len(right)
     return {"checkpoint": str(checkpoint), "single_view": single_view,
             "photos": len(labelled), "correct": correct,
             "accuracy": correct / max(len(labelled), 1),
