@@ -3,6 +3,7 @@
 import errno
 import fcntl
 import os
+import select
 import stat
 import subprocess
 import sys
@@ -83,7 +84,8 @@ def test_the_lock_of_a_killed_training_is_free_at_once(tmp_path: Path):
          f"with run_lock(Path({str(folder)!r})):\n print('held', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline() == "held\n"
+        ready, _, _ = select.select([holder.stdout], [], [], 120)  # a stalled child fails, not hangs
+        assert ready and holder.stdout.readline() == "held\n"
         with pytest.raises(UserError, match="another process"):
             with run_lock(folder):
                 pass
