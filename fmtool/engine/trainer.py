@@ -226,10 +226,12 @@ class Trainer:
         if problem is not None:
             raise UserError(f"{path} cannot be resumed ({problem}); its best.pt is kept, but "
                             "the run must start again under another name")
+        # A changed --epochs is refused before this (`training.check_epochs`); here the
+        # checkpoint and the recipe it is resumed with disagree, so one of them is not the run's.
         if self.per_batch_schedule and ts.get("epochs", self.recipe.epochs) != self.recipe.epochs:
-            raise UserError("run {} uses the {} schedule, which is planned for its epoch count; "
-                            "{} cannot change on resume", self.run_dir.name, self.recipe.schedule,
-                            Option("epochs"))
+            raise UserError(f"{path} was planned for {ts.get('epochs')} epochs of the "
+                            f"{self.recipe.schedule} schedule, not {self.recipe.epochs}; it "
+                            "cannot be resumed with this recipe")
         # Nothing in the file is trusted: the progress is checked before anything is restored,
         # and whatever torch refuses while restoring is one line too, not a traceback.
         try:
